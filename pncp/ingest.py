@@ -1,0 +1,556 @@
+"""PNCP records -> our tables: batch upsert by natural key, history, quarantine.
+
+One batch (usually one PNCP page) is one transaction:
+
+1. every record gets its natural key and a content hash of its canonical JSON;
+2. one query fetches the stored hashes of those keys; unchanged records stop here (no row is
+   rewritten, so re-importing a page costs a SELECT, and PostgreSQL tables do not bloat);
+3. new and changed records are parsed; a record that cannot be parsed is quarantined with its
+   reason while the rest of the page lands;
+4. órgãos, unidades and unknown domain codes they mention are upserted first (cached for the
+   life of the ``Ingester``);
+5. the previous payload of every changed record is copied into ``RecordVersion`` by one
+   INSERT ... SELECT;
+6. rows are written in bulk: on PostgreSQL by binary-free ``COPY`` into a temporary staging
+   table and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``; on SQLite (the demo) by one
+   ``executemany`` of the same upsert. If the bulk write fails (a value PostgreSQL refuses),
+   the batch is retried record by record in savepoints and only the offending records are
+   quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from domain_tables.models import TABLES
+from pncp.models import (
+    AtaRegistroPreco,
+    Contratacao,
+    Contrato,
+    ItemPCA,
+    Orgao,
+    PlanoContratacao,
+    RecordVersion,
+    RejectedRecord,
+    SyncRun,
+    UnidadeOrgao,
+)
+from pncp.parsers import (
+    Parsed,
+    ParseError,
+    fold,
+    parse_ata,
+    parse_contratacao,
+    parse_contrato,
+    parse_pca,
+)
+
+# How stale ``last_seen_at`` may get before an unchanged re-import refreshes it. Refreshing it
+# on every sighting would rewrite every row of every page; once a day is enough to audit.
+LAST_SEEN_GRANULARITY = timedelta(days=1)
+BOOKKEEPING = ("raw", "content_hash", "first_seen_at", "last_seen_at", "last_changed_at")
+
+
+@dataclass(frozen=True)
+class IngestSpec:
+    resource: str
+    model: type[Model]
+    key_field: str
+    json_keys: tuple[str, ...]
+    parse: Callable[[dict], Parsed]
+    links_contratacao: bool = False
+    child_model: type[Model] | None = None
+
+
+SPECS: dict[str, IngestSpec] = {
+    "contratacoes": IngestSpec(
+        "contratacoes",
+        Contratacao,
+        "numero_controle_pncp",
+        ("numeroControlePNCP",),
+        parse_contratacao,
+    ),
+    "atas": IngestSpec(
+        "atas",
+        AtaRegistroPreco,
+        "numero_controle_pncp_ata",
+        ("numeroControlePNCPAta", "numeroControlePncpAta"),
+        parse_ata,
+        links_contratacao=True,
+    ),
+    "contratos": IngestSpec(
+        "contratos",
+        Contrato,
+        "numero_controle_pncp",
+        ("numeroControlePNCP",),
+        parse_contrato,
+        links_contratacao=True,
+    ),
+    "pca": IngestSpec(
+        "pca", PlanoContratacao, "id_pca_pncp", ("idPcaPncp",), parse_pca, child_model=ItemPCA
+    ),
+}
+
+
+def canonical(record) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    versions: int = 0
+    keys: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.versions += other.versions
+
+    @property
+    def stored(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+def _columns(model: type[Model]) -> list[str]:
+    return [f.column for f in model._meta.concrete_fields if not f.primary_key or f.column != "id"]
+
+
+class Ingester:
+    """Writes batches of PNCP records; keeps caches of órgãos, unidades and codes between them."""
+
+    def __init__(self, run: SyncRun | None = None) -> None:
+        self.run = run
+        self._known_codes: dict[str, set] = {}
+        self._names: dict[str, dict[str, object]] = {}
+        self._orgaos: dict[str, tuple] = {}
+        self._unidades: dict[tuple[str, str], tuple[int, tuple]] = {}
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def ingest(
+        self, resource: str, records: Iterable, *, source: str = "", extra: dict | None = None
+    ) -> IngestResult:
+        spec = SPECS[resource]
+        result = IngestResult()
+        now = timezone.now()
+        prepared: dict[str, tuple[dict, str, str]] = {}
+        rejects: list[RejectedRecord] = []
+
+        for record in records:
+            if not isinstance(record, dict):
+                rejects.append(
+                    self._reject(spec, "", "record is not a JSON object", record, source)
+                )
+                continue
+            key = next((record[k] for k in spec.json_keys if record.get(k)), None)
+            if not isinstance(key, str):
+                reason = f"missing natural key {spec.json_keys[0]}"
+                rejects.append(self._reject(spec, "", reason, record, source))
+                continue
+            text = canonical(record)
+            prepared[key] = (record, text, content_hash(text))
+
+        with transaction.atomic():
+            stored = dict(
+                spec.model.objects.filter(**{f"{spec.key_field}__in": list(prepared)}).values_list(
+                    spec.key_field, "content_hash"
+                )
+            )
+            to_write: list[tuple[Parsed, str, str, bool]] = []
+            unchanged: list[str] = []
+            for key, (record, text, digest) in prepared.items():
+                if stored.get(key) == digest:
+                    unchanged.append(key)
+                    continue
+                try:
+                    parsed = spec.parse(record)
+                except ParseError as exc:
+                    rejects.append(self._reject(spec, key, str(exc), record, source))
+                    continue
+                to_write.append((parsed, text, digest, key not in stored))
+
+            if to_write:
+                written, failed = self._write(spec, to_write, now)
+                for parsed, reason in failed:
+                    record = prepared[parsed.key][0]
+                    rejects.append(self._reject(spec, parsed.key, reason, record, source))
+                result.created = sum(1 for _, _, _, new in written if new)
+                result.updated = len(written) - result.created
+                result.versions = result.updated
+                if spec.links_contratacao:
+                    self._link_to_contratacao(spec, [p.key for p, *_ in written])
+                elif spec.resource == "contratacoes":
+                    self._link_children_of_contratacoes([p.key for p, *_ in written])
+            if unchanged:
+                spec.model.objects.filter(
+                    **{f"{spec.key_field}__in": unchanged},
+                    last_seen_at__lt=now - LAST_SEEN_GRANULARITY,
+                ).update(last_seen_at=now)
+            if extra:
+                self._apply_extra(spec, list(prepared), extra)
+            if rejects:
+                RejectedRecord.objects.bulk_create(rejects)
+        result.unchanged = len(unchanged)
+        result.rejected = len(rejects)
+        result.keys = list(prepared)
+        return result
+
+    # --- rows ----------------------------------------------------------------------------------
+
+    def _write(self, spec: IngestSpec, items: list, now: datetime):
+        """Write parsed records; returns (written, failed) where failed holds DB refusals."""
+        try:
+            with transaction.atomic():
+                self._write_batch(spec, items, now)
+            return items, []
+        except DatabaseError:
+            pass
+        written, failed = [], []
+        for item in items:
+            try:
+                with transaction.atomic():
+                    self._write_batch(spec, [item], now)
+                written.append(item)
+            except DatabaseError as exc:
+                failed.append((item[0], f"database refused the record: {exc}".strip()))
+        return written, failed
+
+    def _write_batch(self, spec: IngestSpec, items: list, now: datetime) -> None:
+        parsed_list = [p for p, *_ in items]
+        self._ensure_dependencies(parsed_list)
+        changed = [p.key for p, _, _, new in items if not new]
+        if changed:
+            self._save_versions(spec, changed, now)
+        run_id = self.run.pk if self.run else None
+        model = spec.model
+        columns = _columns(model)
+        rows = []
+        for parsed, text, digest, _new in items:
+            values = dict(parsed.row)
+            for name in ("unidade_id", "unidade_sub_rogada_id"):
+                if values.get(name) is not None:
+                    values[name] = self._unidades[values[name]][0]
+            if "fontes_orcamentarias" in values and values["fontes_orcamentarias"] is not None:
+                values["fontes_orcamentarias"] = canonical(values["fontes_orcamentarias"])
+            values.update(
+                raw=text,
+                content_hash=digest,
+                first_seen_at=now,
+                last_seen_at=now,
+                last_changed_at=now,
+                sync_run_id=run_id,
+            )
+            values.setdefault("contratacao_id", None)
+            values.setdefault("id_usuario", None)
+            rows.append(tuple(values.get(c) for c in columns))
+        key_column = model._meta.get_field(spec.key_field).column
+        update = [c for c in columns if c not in (key_column, "first_seen_at", "contratacao_id")]
+        if "id_usuario" in update:
+            update.remove("id_usuario")
+        upsert_rows(model, columns, rows, [key_column], update)
+        if spec.child_model is not None:
+            self._write_children(spec, items, now)
+
+    def _write_children(self, spec: IngestSpec, items: list, now: datetime) -> None:
+        child = spec.child_model
+        ids = dict(
+            spec.model.objects.filter(
+                **{f"{spec.key_field}__in": [p.key for p, *_ in items]}
+            ).values_list(spec.key_field, "id")
+        )
+        columns = _columns(child)
+        run_id = self.run.pk if self.run else None
+        rows = []
+        for parsed, *_ in items:
+            plano_id = ids[parsed.key]
+            numbers = [c["numero_item"] for c in parsed.children]
+            child.objects.filter(plano_id=plano_id).exclude(numero_item__in=numbers).delete()
+            for values in parsed.children:
+                values = dict(values)
+                text = canonical(values.pop("raw"))
+                ref = values.get("categoria_item_pca_id")
+                if isinstance(ref, tuple):
+                    values["categoria_item_pca_id"] = self._code_by_name(ref[1], ref[2])
+                values.update(
+                    plano_id=plano_id,
+                    raw=text,
+                    content_hash=content_hash(text),
+                    first_seen_at=now,
+                    last_seen_at=now,
+                    last_changed_at=now,
+                    sync_run_id=run_id,
+                )
+                rows.append(tuple(values.get(c) for c in columns))
+        update = [c for c in columns if c not in ("plano_id", "numero_item", "first_seen_at")]
+        upsert_rows(child, columns, rows, ["plano_id", "numero_item"], update)
+
+    def _save_versions(self, spec: IngestSpec, keys: list[str], now: datetime) -> None:
+        table = spec.model._meta.db_table
+        key_column = spec.model._meta.get_field(spec.key_field).column
+        placeholders = ", ".join(["%s"] * len(keys))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {RecordVersion._meta.db_table} "
+                "(resource, natural_key, payload, content_hash, valid_from, replaced_at, "
+                "sync_run_id) "
+                f"SELECT %s, {key_column}, raw, content_hash, last_changed_at, %s, %s "
+                f"FROM {table} WHERE {key_column} IN ({placeholders})",
+                [spec.resource, now, self.run.pk if self.run else None, *keys],
+            )
+
+    # --- links -------------------------------------------------------------------------------
+
+    def _link_to_contratacao(self, spec: IngestSpec, keys: list[str]) -> None:
+        if not keys:
+            return
+        table = spec.model._meta.db_table
+        key_column = spec.model._meta.get_field(spec.key_field).column
+        contratacao = Contratacao._meta.db_table
+        placeholders = ", ".join(["%s"] * len(keys))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET contratacao_id = (SELECT c.id FROM {contratacao} c "
+                f"WHERE c.numero_controle_pncp = {table}.numero_controle_pncp_compra) "
+                f"WHERE {key_column} IN ({placeholders})",
+                keys,
+            )
+
+    def _link_children_of_contratacoes(self, keys: list[str]) -> None:
+        """A contratação arriving after its atas/contratos: fill their links now."""
+        if not keys:
+            return
+        contratacao = Contratacao._meta.db_table
+        placeholders = ", ".join(["%s"] * len(keys))
+        with connection.cursor() as cursor:
+            for model in (AtaRegistroPreco, Contrato):
+                table = model._meta.db_table
+                cursor.execute(
+                    f"UPDATE {table} SET contratacao_id = (SELECT c.id FROM {contratacao} c "
+                    f"WHERE c.numero_controle_pncp = {table}.numero_controle_pncp_compra) "
+                    f"WHERE contratacao_id IS NULL AND numero_controle_pncp_compra IN "
+                    f"({placeholders})",
+                    keys,
+                )
+
+    def _apply_extra(self, spec: IngestSpec, keys: list[str], extra: dict) -> None:
+        """Columns known from the query, not the record (``idUsuario`` of /pca/usuario)."""
+        fields = {f.name for f in spec.model._meta.concrete_fields}
+        values = {k: v for k, v in extra.items() if k in fields and v is not None}
+        for name, value in values.items():
+            spec.model.objects.filter(**{f"{spec.key_field}__in": keys}).exclude(
+                **{name: value}
+            ).update(**{name: value})
+
+    # --- dependencies --------------------------------------------------------------------------
+
+    def _ensure_dependencies(self, parsed_list: list[Parsed]) -> None:
+        codes: dict[str, dict] = {}
+        orgaos: dict[str, tuple] = {}
+        unidades: dict[tuple[str, str], tuple] = {}
+        for parsed in parsed_list:
+            for table, code, name in parsed.codes:
+                codes.setdefault(table, {}).setdefault(code, name)
+            for orgao in parsed.orgaos:
+                previous = orgaos.get(orgao[0])
+                if previous is None or (orgao[2] and not previous[2]):
+                    orgaos[orgao[0]] = orgao
+            for unidade in parsed.unidades:
+                unidades[(unidade[0], unidade[1])] = unidade
+        for table, found in codes.items():
+            self._ensure_codes(table, found)
+        self._ensure_orgaos(orgaos)
+        self._ensure_unidades(unidades)
+
+    def _ensure_codes(self, table: str, found: dict) -> None:
+        model = TABLES[table]
+        known = self._known_codes.get(table)
+        if known is None:
+            known = self._known_codes[table] = set(model.objects.values_list("codigo", flat=True))
+        missing = [code for code in found if code not in known]
+        if not missing:
+            return
+        model.objects.bulk_create(
+            [
+                model(
+                    codigo=code,
+                    nome=(found[code] or f"Código {code} (sem nome no PNCP)").strip()[:255],
+                    novo_em_importacao=True,
+                )
+                for code in missing
+            ],
+            ignore_conflicts=True,
+        )
+        known.update(missing)
+
+    def _code_by_name(self, table: str, name: str):
+        names = self._names.get(table)
+        if names is None:
+            names = self._names[table] = {
+                fold(nome): codigo
+                for codigo, nome in TABLES[table].objects.values_list("codigo", "nome")
+            }
+        return names.get(fold(name))
+
+    def _ensure_orgaos(self, orgaos: dict[str, tuple]) -> None:
+        todo = {c: o for c, o in orgaos.items() if not self._same_orgao(self._orgaos.get(c), o)}
+        if not todo:
+            return
+        existing = {o.cnpj: o for o in Orgao.objects.filter(cnpj__in=list(todo))}
+        new, changed = [], []
+        for number, (_, razao, poder, esfera) in todo.items():
+            current = existing.get(number)
+            if current is None:
+                new.append(Orgao(cnpj=number, razao_social=razao, poder_id=poder, esfera_id=esfera))
+                continue
+            merged = (
+                number,
+                razao or current.razao_social,
+                poder or current.poder_id,
+                esfera or current.esfera_id,
+            )
+            if merged != (number, current.razao_social, current.poder_id, current.esfera_id):
+                current.razao_social, current.poder_id, current.esfera_id = merged[1:]
+                changed.append(current)
+        if new:
+            Orgao.objects.bulk_create(new, ignore_conflicts=True)
+        if changed:
+            Orgao.objects.bulk_update(changed, ["razao_social", "poder_id", "esfera_id"])
+        self._orgaos.update(todo)
+
+    @staticmethod
+    def _same_orgao(cached: tuple | None, new: tuple) -> bool:
+        if cached is None:
+            return False
+        return all(n is None or n == c or n == "" for n, c in zip(new, cached, strict=True))
+
+    def _ensure_unidades(self, unidades: dict[tuple[str, str], tuple]) -> None:
+        todo = {}
+        for key, values in unidades.items():
+            cached = self._unidades.get(key)
+            if cached is None or not self._same_unidade(cached[1], values):
+                todo[key] = values
+        if not todo:
+            return
+        cnpjs = {k[0] for k in todo}
+        existing = {
+            (u.orgao_id, u.codigo_unidade): u
+            for u in UnidadeOrgao.objects.filter(orgao_id__in=cnpjs)
+        }
+        new, changed = [], []
+        fields = ("nome_unidade", "municipio_nome", "codigo_ibge", "uf_sigla", "uf_nome")
+        for key, values in todo.items():
+            current = existing.get(key)
+            if current is None:
+                new.append(
+                    UnidadeOrgao(
+                        orgao_id=key[0],
+                        codigo_unidade=key[1],
+                        **dict(zip(fields, values[2:], strict=True)),
+                    )
+                )
+                continue
+            dirty = False
+            for name, value in zip(fields, values[2:], strict=True):
+                if value not in (None, "") and getattr(current, name) != value:
+                    setattr(current, name, value)
+                    dirty = True
+            if dirty:
+                changed.append(current)
+        if new:
+            UnidadeOrgao.objects.bulk_create(new, ignore_conflicts=True)
+        if changed:
+            UnidadeOrgao.objects.bulk_update(changed, list(fields))
+        for u in UnidadeOrgao.objects.filter(orgao_id__in=cnpjs):
+            key = (u.orgao_id, u.codigo_unidade)
+            merged = (
+                u.orgao_id,
+                u.codigo_unidade,
+                u.nome_unidade,
+                u.municipio_nome,
+                u.codigo_ibge,
+                u.uf_sigla,
+                u.uf_nome,
+            )
+            self._unidades[key] = (u.pk, merged)
+
+    @staticmethod
+    def _same_unidade(cached: tuple, new: tuple) -> bool:
+        return all(n in (None, "") or n == c for n, c in zip(new, cached, strict=True))
+
+    def _reject(self, spec, key, reason, record, source) -> RejectedRecord:
+        return RejectedRecord(
+            resource=spec.resource,
+            natural_key=(key or "")[:80],
+            reason=reason,
+            payload=record,
+            source=source[:500],
+            sync_run=self.run,
+        )
+
+
+# --- the bulk upsert -------------------------------------------------------------------------
+
+
+def upsert_rows(
+    model: type[Model],
+    columns: list[str],
+    rows: list[tuple],
+    conflict: list[str],
+    update: list[str],
+) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE of many rows, the fastest way each database allows."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    cols = ", ".join(columns)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in update)
+    on_conflict = f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
+    if "content_hash" in update:
+        on_conflict += f" WHERE {table}.content_hash <> EXCLUDED.content_hash"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            staging = f"_stg_{table}"
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
+                f"SELECT {cols} FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {staging}")
+            with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} {on_conflict}"
+            )
+        else:
+            fields = {f.column: f for f in model._meta.concrete_fields}
+            prepared = [
+                tuple(
+                    v
+                    if isinstance(v, (str, int, type(None))) or c not in fields
+                    else fields[c].get_db_prep_save(v, connection)
+                    for c, v in zip(columns, row, strict=True)
+                )
+                for row in rows
+            ]
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) {on_conflict}", prepared
+            )

@@ -1,0 +1,457 @@
+"""The mirrored PNCP records and the bookkeeping of how they got here.
+
+Natural keys are PNCP's own (``numeroControlePNCP``, ``numeroControlePNCPAta``,
+``idPcaPncp`` + ``numeroItem``). Every imported row keeps the raw payload PNCP sent, a
+content hash (so unchanged records are skipped without rewriting them), when we first saw
+it, last saw it and last saw it change, and the sync run that last touched it. Domain codes
+are foreign keys to ``domain_tables``. Órgãos (by CNPJ) and unidades are normalized; UF,
+município and unidade codes are also kept on the records themselves because they are the
+API's hottest filters and a join per filter would not stay fast at millions of rows.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from domain_tables import models as dt
+
+PNCP_APP_URL = "https://pncp.gov.br/app"
+MONEY = {"max_digits": 22, "decimal_places": 4, "null": True, "blank": True}
+
+
+def _fk(model, related_name="+", **kwargs):
+    """A foreign key to a domain table: PROTECT, because codes are never deleted under data."""
+    return models.ForeignKey(
+        model, on_delete=models.PROTECT, null=True, blank=True, related_name=related_name, **kwargs
+    )
+
+
+# --- Import bookkeeping ---
+
+
+class SyncRun(models.Model):
+    """One run of the importer, whoever started it (CLI, beat or API)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        PARTIAL = "partial", "Partial (some windows incomplete)"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    class Trigger(models.TextChoices):
+        CLI = "cli", "Command line"
+        BEAT = "beat", "Scheduled (beat)"
+        API = "api", "API"
+        TEST = "test", "Test"
+
+    resources = models.JSONField(default=list)
+    mode = models.CharField(max_length=20, default="full")
+    params = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.CLI)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {','.join(self.resources)} {self.status}"
+
+
+class ImportedRecord(models.Model):
+    raw = models.JSONField("raw payload", help_text="The record exactly as PNCP sent it.")
+    content_hash = models.CharField(max_length=32)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    last_changed_at = models.DateTimeField()
+    sync_run = models.ForeignKey(
+        SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+
+class RecordVersion(models.Model):
+    """A previous payload of a record that changed: the audit trail between imports."""
+
+    resource = models.CharField(max_length=20)
+    natural_key = models.CharField(max_length=80)
+    payload = models.JSONField()
+    content_hash = models.CharField(max_length=32)
+    valid_from = models.DateTimeField(help_text="When this version was first seen.")
+    replaced_at = models.DateTimeField(help_text="When a newer payload replaced it.")
+    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-replaced_at"]
+        indexes = [models.Index(fields=["resource", "natural_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.natural_key} until {self.replaced_at:%Y-%m-%d %H:%M}"
+
+
+class RejectedRecord(models.Model):
+    """Quarantine: a record that could not be parsed, kept with its reason and payload."""
+
+    resource = models.CharField(max_length=20, db_index=True)
+    natural_key = models.CharField(max_length=80, blank=True, default="", db_index=True)
+    reason = models.TextField()
+    payload = models.JSONField()
+    source = models.CharField(max_length=500, blank=True, default="")
+    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.natural_key or '?'}: {self.reason[:60]}"
+
+
+# --- Órgãos and unidades ---
+
+
+class Orgao(models.Model):
+    cnpj = models.CharField(max_length=14, primary_key=True)
+    razao_social = models.CharField(max_length=255, blank=True, default="")
+    poder = _fk(dt.Poder)
+    esfera = _fk(dt.Esfera)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "órgão/entidade"
+        verbose_name_plural = "órgãos/entidades"
+        ordering = ["cnpj"]
+
+    def __str__(self) -> str:
+        return f"{self.cnpj} {self.razao_social}"
+
+
+class UnidadeOrgao(models.Model):
+    orgao = models.ForeignKey(Orgao, on_delete=models.PROTECT, related_name="unidades")
+    codigo_unidade = models.CharField(max_length=50)
+    nome_unidade = models.CharField(max_length=255, blank=True, default="")
+    municipio_nome = models.CharField(max_length=120, null=True, blank=True)
+    codigo_ibge = models.CharField(max_length=7, null=True, blank=True, db_index=True)
+    uf_sigla = models.CharField(max_length=2, null=True, blank=True, db_index=True)
+    uf_nome = models.CharField(max_length=60, null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "unidade"
+        ordering = ["orgao_id", "codigo_unidade"]
+        constraints = [
+            models.UniqueConstraint(fields=["orgao", "codigo_unidade"], name="unidade_orgao_codigo")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.codigo_unidade} {self.nome_unidade}"
+
+
+class OrgaoUnidadeMixin(models.Model):
+    """Owner órgão/unidade, the sub-rogated ones, and the denormalized filter columns."""
+
+    orgao = models.ForeignKey(Orgao, on_delete=models.PROTECT, related_name="+")
+    unidade = models.ForeignKey(
+        UnidadeOrgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    orgao_sub_rogado = models.ForeignKey(
+        Orgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    unidade_sub_rogada = models.ForeignKey(
+        UnidadeOrgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    codigo_unidade = models.CharField(max_length=50, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class LocalidadeMixin(models.Model):
+    uf = models.CharField("UF", max_length=2, null=True, blank=True)
+    codigo_municipio_ibge = models.CharField(max_length=7, null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+# --- PCA ---
+
+
+class PlanoContratacao(OrgaoUnidadeMixin, ImportedRecord):
+    """A Plano de Contratações Anual: one per unidade and year, with its itens."""
+
+    id_pca_pncp = models.CharField("idPcaPncp", max_length=50, unique=True)
+    ano_pca = models.PositiveSmallIntegerField(db_index=True)
+    id_usuario = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="Known when fetched via /pca/usuario."
+    )
+    data_publicacao_pncp = models.DateTimeField(null=True, blank=True, db_index=True)
+    data_atualizacao_global_pca = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = "plano de contratações (PCA)"
+        verbose_name_plural = "planos de contratações (PCA)"
+        ordering = ["-data_publicacao_pncp"]
+        indexes = [models.Index(fields=["codigo_unidade"], name="pca_codigo_unidade")]
+
+    def __str__(self) -> str:
+        return self.id_pca_pncp
+
+    @property
+    def pncp_url(self) -> str:
+        cnpj, _, rest = self.id_pca_pncp.partition("-0-")
+        seq, _, ano = rest.partition("/")
+        return f"{PNCP_APP_URL}/pca/{cnpj}/{ano}/{int(seq)}" if seq.isdigit() else ""
+
+
+class ItemPCA(ImportedRecord):
+    plano = models.ForeignKey(PlanoContratacao, on_delete=models.CASCADE, related_name="itens")
+    numero_item = models.PositiveIntegerField()
+    # Denormalized from the plano: the API filters itens by these.
+    ano_pca = models.PositiveSmallIntegerField(db_index=True)
+    orgao = models.ForeignKey(Orgao, on_delete=models.PROTECT, related_name="+")
+    codigo_unidade = models.CharField(max_length=50, blank=True, default="")
+    categoria_item_pca = _fk(dt.CategoriaItemPca)
+    classificacao_catalogo = _fk(dt.ClassificacaoCatalogo)
+    nome_classificacao_catalogo = models.CharField(max_length=100, null=True, blank=True)
+    categoria_item_pca_nome = models.CharField(max_length=100, null=True, blank=True)
+    classificacao_superior_codigo = models.CharField(max_length=50, null=True, blank=True)
+    classificacao_superior_nome = models.CharField(max_length=255, null=True, blank=True)
+    codigo_item = models.CharField(max_length=100, null=True, blank=True)
+    descricao_item = models.TextField(null=True, blank=True)
+    pdm_codigo = models.CharField(max_length=50, null=True, blank=True)
+    pdm_descricao = models.TextField(null=True, blank=True)
+    unidade_fornecimento = models.CharField(max_length=255, null=True, blank=True)
+    unidade_requisitante = models.CharField(max_length=255, null=True, blank=True)
+    grupo_contratacao_codigo = models.CharField(max_length=100, null=True, blank=True)
+    grupo_contratacao_nome = models.CharField(max_length=255, null=True, blank=True)
+    quantidade_estimada = models.DecimalField(**MONEY)
+    valor_unitario = models.DecimalField(**MONEY)
+    valor_total = models.DecimalField(**MONEY)
+    valor_orcamento_exercicio = models.DecimalField(**MONEY)
+    data_desejada = models.DateField(null=True, blank=True)
+    data_inclusao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "item do PCA"
+        verbose_name_plural = "itens do PCA"
+        ordering = ["plano_id", "numero_item"]
+        constraints = [
+            models.UniqueConstraint(fields=["plano", "numero_item"], name="itempca_plano_numero")
+        ]
+        indexes = [
+            models.Index(fields=["classificacao_superior_codigo", "ano_pca"], name="itempca_csup"),
+            models.Index(fields=["codigo_unidade"], name="itempca_codigo_unidade"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plano_id} item {self.numero_item}"
+
+
+# --- Contratação ---
+
+
+class Contratacao(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
+    """A contratação (compra): edital, aviso de contratação direta, etc."""
+
+    numero_controle_pncp = models.CharField("numeroControlePNCP", max_length=50, unique=True)
+    ano_compra = models.PositiveSmallIntegerField(db_index=True)
+    sequencial_compra = models.PositiveIntegerField()
+    numero_compra = models.CharField(max_length=100, blank=True, default="")
+    processo = models.CharField(max_length=255, blank=True, default="")
+    objeto_compra = models.TextField(blank=True, default="")
+    informacao_complementar = models.TextField(null=True, blank=True)
+    srp = models.BooleanField(null=True, blank=True)
+    modalidade = _fk(dt.ModalidadeContratacao)
+    modo_disputa = _fk(dt.ModoDisputa)
+    instrumento_convocatorio = _fk(dt.InstrumentoConvocatorio)
+    amparo_legal = _fk(dt.AmparoLegal)
+    situacao = _fk(dt.SituacaoContratacao)
+    orcamento_sigiloso = _fk(dt.OrcamentoSigiloso)
+    indicador_orcamento_sigiloso = models.CharField(max_length=40, null=True, blank=True)
+    existe_resultado = models.BooleanField(null=True, blank=True)
+    valor_total_estimado = models.DecimalField(**MONEY)
+    valor_total_homologado = models.DecimalField(**MONEY)
+    data_inclusao = models.DateTimeField(null=True, blank=True)
+    data_publicacao_pncp = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao_global = models.DateTimeField(null=True, blank=True)
+    data_abertura_proposta = models.DateTimeField(null=True, blank=True)
+    data_encerramento_proposta = models.DateTimeField(null=True, blank=True)
+    link_sistema_origem = models.TextField(null=True, blank=True)
+    link_processo_eletronico = models.TextField(null=True, blank=True)
+    justificativa_presencial = models.TextField(null=True, blank=True)
+    usuario_nome = models.CharField(max_length=255, null=True, blank=True)
+    id_usuario = models.BigIntegerField(null=True, blank=True, db_index=True)
+    fontes_orcamentarias = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "contratação"
+        verbose_name_plural = "contratações"
+        ordering = ["-data_publicacao_pncp"]
+        indexes = [
+            models.Index(fields=["data_publicacao_pncp"], name="contratacao_pub"),
+            models.Index(fields=["data_atualizacao_global"], name="contratacao_atu"),
+            models.Index(fields=["data_encerramento_proposta"], name="contratacao_enc"),
+            models.Index(fields=["modalidade", "data_publicacao_pncp"], name="contratacao_mod_pub"),
+            models.Index(fields=["situacao", "data_publicacao_pncp"], name="contratacao_sit_pub"),
+            models.Index(fields=["uf", "data_publicacao_pncp"], name="contratacao_uf_pub"),
+            models.Index(fields=["codigo_municipio_ibge"], name="contratacao_ibge"),
+            models.Index(fields=["codigo_unidade"], name="contratacao_codigo_unidade"),
+            models.Index(fields=["valor_total_estimado"], name="contratacao_valor"),
+        ]
+
+    def __str__(self) -> str:
+        return self.numero_controle_pncp
+
+    @property
+    def pncp_url(self) -> str:
+        return f"{PNCP_APP_URL}/editais/{self.orgao_id}/{self.ano_compra}/{self.sequencial_compra}"
+
+
+# --- Ata de registro de preços ---
+
+
+class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
+    numero_controle_pncp_ata = models.CharField("numeroControlePNCPAta", max_length=60, unique=True)
+    numero_controle_pncp_compra = models.CharField(
+        "numeroControlePNCPCompra", max_length=50, blank=True, default="", db_index=True
+    )
+    contratacao = models.ForeignKey(
+        Contratacao, null=True, blank=True, on_delete=models.SET_NULL, related_name="atas"
+    )
+    numero_ata_registro_preco = models.CharField(max_length=100, blank=True, default="")
+    ano_ata = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
+    cancelado = models.BooleanField(null=True, blank=True)
+    data_cancelamento = models.DateTimeField(null=True, blank=True)
+    data_assinatura = models.DateField(null=True, blank=True)
+    vigencia_inicio = models.DateField(null=True, blank=True)
+    vigencia_fim = models.DateField(null=True, blank=True)
+    data_publicacao_pncp = models.DateTimeField(null=True, blank=True)
+    data_inclusao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao_global = models.DateTimeField(null=True, blank=True)
+    objeto_contratacao = models.TextField(blank=True, default="")
+    usuario = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ata de registro de preços"
+        verbose_name_plural = "atas de registro de preços"
+        ordering = ["-data_publicacao_pncp"]
+        indexes = [
+            models.Index(fields=["vigencia_inicio", "vigencia_fim"], name="ata_vigencia"),
+            models.Index(fields=["vigencia_fim"], name="ata_vigencia_fim"),
+            models.Index(fields=["data_atualizacao_global"], name="ata_atu"),
+            models.Index(fields=["data_publicacao_pncp"], name="ata_pub"),
+            models.Index(fields=["codigo_unidade"], name="ata_codigo_unidade"),
+        ]
+
+    def __str__(self) -> str:
+        return self.numero_controle_pncp_ata
+
+    @property
+    def pncp_url(self) -> str:
+        # 92324706000127-1-000203/2023-000002 -> /atas/92324706000127/2023/203/2
+        compra, _, seq_ata = self.numero_controle_pncp_ata.rpartition("-")
+        cnpj, _, rest = compra.partition("-1-")
+        seq, _, ano = rest.partition("/")
+        if not (seq.isdigit() and seq_ata.isdigit()):
+            return ""
+        return f"{PNCP_APP_URL}/atas/{cnpj}/{ano}/{int(seq)}/{int(seq_ata)}"
+
+
+# --- Contrato ---
+
+
+class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
+    numero_controle_pncp = models.CharField("numeroControlePNCP", max_length=50, unique=True)
+    numero_controle_pncp_compra = models.CharField(
+        "numeroControlePncpCompra", max_length=50, null=True, blank=True, db_index=True
+    )
+    contratacao = models.ForeignKey(
+        Contratacao, null=True, blank=True, on_delete=models.SET_NULL, related_name="contratos"
+    )
+    ano_contrato = models.PositiveSmallIntegerField(db_index=True)
+    sequencial_contrato = models.PositiveIntegerField()
+    numero_contrato_empenho = models.CharField(max_length=100, blank=True, default="")
+    processo = models.CharField(max_length=255, blank=True, default="")
+    tipo_contrato = _fk(dt.TipoContrato)
+    categoria_processo = _fk(dt.CategoriaProcesso)
+    receita = models.BooleanField(null=True, blank=True)
+    objeto_contrato = models.TextField(blank=True, default="")
+    informacao_complementar = models.TextField(null=True, blank=True)
+    codigo_pais_fornecedor = models.CharField(max_length=3, null=True, blank=True)
+    tipo_pessoa = _fk(dt.TipoPessoa)
+    ni_fornecedor = models.CharField(max_length=30, blank=True, default="", db_index=True)
+    nome_razao_social_fornecedor = models.CharField(max_length=255, blank=True, default="")
+    tipo_pessoa_sub_contratada = _fk(dt.TipoPessoa)
+    ni_fornecedor_sub_contratado = models.CharField(max_length=30, null=True, blank=True)
+    nome_fornecedor_sub_contratado = models.CharField(max_length=255, null=True, blank=True)
+    valor_inicial = models.DecimalField(**MONEY)
+    numero_parcelas = models.IntegerField(null=True, blank=True)
+    valor_parcela = models.DecimalField(**MONEY)
+    valor_global = models.DecimalField(**MONEY)
+    valor_acumulado = models.DecimalField(**MONEY)
+    data_assinatura = models.DateField(null=True, blank=True)
+    data_vigencia_inicio = models.DateField(null=True, blank=True)
+    data_vigencia_fim = models.DateField(null=True, blank=True)
+    numero_retificacao = models.IntegerField(null=True, blank=True)
+    usuario_nome = models.CharField(max_length=255, null=True, blank=True)
+    id_usuario = models.BigIntegerField(null=True, blank=True, db_index=True)
+    data_publicacao_pncp = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao_global = models.DateTimeField(null=True, blank=True)
+    identificador_cipi = models.CharField(max_length=100, null=True, blank=True)
+    url_cipi = models.TextField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "contrato"
+        ordering = ["-data_publicacao_pncp"]
+        indexes = [
+            models.Index(fields=["data_publicacao_pncp"], name="contrato_pub"),
+            models.Index(fields=["data_atualizacao_global"], name="contrato_atu"),
+            models.Index(fields=["data_vigencia_inicio", "data_vigencia_fim"], name="contrato_vig"),
+            models.Index(
+                fields=["tipo_contrato", "data_publicacao_pncp"], name="contrato_tipo_pub"
+            ),
+            models.Index(fields=["uf", "data_publicacao_pncp"], name="contrato_uf_pub"),
+            models.Index(fields=["codigo_municipio_ibge"], name="contrato_ibge"),
+            models.Index(fields=["codigo_unidade"], name="contrato_codigo_unidade"),
+            models.Index(fields=["valor_global"], name="contrato_valor"),
+        ]
+
+    def __str__(self) -> str:
+        return self.numero_controle_pncp
+
+    @property
+    def pncp_url(self) -> str:
+        return (
+            f"{PNCP_APP_URL}/contratos/{self.orgao_id}/{self.ano_contrato}/"
+            f"{self.sequencial_contrato}"
+        )
