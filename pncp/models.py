@@ -77,6 +77,82 @@ class SyncRun(models.Model):
         return f"run #{self.pk} {','.join(self.resources)} {self.status}"
 
 
+class SyncCheckpoint(models.Model):
+    """One window of one endpoint within a run: how far it got, so a resume redoes ≤ 1 page."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done (records match totalRegistros)"
+        INCOMPLETE = "incomplete", "Incomplete (fewer records than totalRegistros)"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="checkpoints")
+    resource = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=80)
+    key = models.CharField(max_length=300)
+    window_start = models.DateField(null=True, blank=True)
+    window_end = models.DateField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    page_size = models.PositiveIntegerField(default=50)
+    next_page = models.PositiveIntegerField(default=1)
+    total_registros = models.IntegerField(null=True, blank=True)
+    total_paginas = models.IntegerField(null=True, blank=True)
+    fetched = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run_id", "window_start", "key"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="checkpoint_run_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} page {self.next_page} {self.status}"
+
+
+class Coverage(models.Model):
+    """What PNCP says exists (``totalRegistros``) against what we fetched, per window.
+
+    Windows are single days for the date-driven endpoints (× modalidade for contratações), so
+    this is the coverage map per resource × day: anyone can see that nothing was silently
+    truncated. ``modalidade`` is 0 where the endpoint takes none.
+    """
+
+    class Status(models.TextChoices):
+        ABSENT = "absent", "Absent (never fetched)"
+        PARTIAL = "partial", "Partial"
+        COMPLETE = "complete", "Complete"
+        FAILED = "failed", "Failed"
+
+    resource = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=80)
+    day = models.DateField()
+    day_end = models.DateField()
+    modalidade = models.PositiveSmallIntegerField(default=0)
+    total_registros = models.IntegerField(null=True, blank=True)
+    fetched = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    checked_at = models.DateTimeField()
+    run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name_plural = "coverage"
+        ordering = ["-day", "resource", "modalidade"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "day", "day_end", "modalidade"], name="coverage_window"
+            )
+        ]
+        indexes = [models.Index(fields=["resource", "day"], name="coverage_resource_day")]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.day} m{self.modalidade}: {self.status}"
+
+
 class ImportedRecord(models.Model):
     raw = models.JSONField("raw payload", help_text="The record exactly as PNCP sent it.")
     content_hash = models.CharField(max_length=32)
