@@ -28,3 +28,21 @@ def ingester(db):
     from pncp.ingest import Ingester
 
     return Ingester()
+
+
+def make_client(base_url: str, **overrides):
+    """A PNCP client tuned for tests: no rate limit, tiny backoff, short timeouts."""
+    from pncp.client import PNCPClient
+
+    kwargs = dict(
+        requests_per_second=0,
+        redis_url="",
+        backoff_initial=0.001,
+        backoff_max=0.01,
+        max_retry_after=0.05,
+        timeout=(2.0, 1.0),
+        max_attempts=8,
+        breaker_threshold=1000,
+    )
+    kwargs.update(overrides)
+    return PNCPClient(base_url, **kwargs)

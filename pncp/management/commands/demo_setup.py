@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, username, skip_import, **options):
         User = get_user_model()
         password = os.environ.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
-        user, created = User.objects.get_or_create(
+        user, _created = User.objects.get_or_create(
             username=username,
             defaults={"is_staff": True, "is_superuser": True, "role": User.Role.STAFF},
         )

@@ -1,0 +1,655 @@
+"""Plan windows, fetch pages, ingest them, record checkpoints and coverage.
+
+The CLI (``sync_pncp``) and the Celery tasks call these functions; nothing else moves data.
+
+A run is planned up front as checkpoints, one per window (endpoint × period × modalidade).
+Pages of different windows are fetched in parallel threads (HTTP is the slow part), while
+every database write happens on the calling thread: each page is ingested together with its
+checkpoint update in one transaction, so a run killed at any instant resumes by redoing at
+most the page that was in flight, and the ingest's upsert makes that redo harmless.
+
+A window counts as done only when the records fetched match PNCP's ``totalRegistros``;
+otherwise it is fetched again once and, failing that, reported as incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from domain_tables.models import ModalidadeContratacao
+from pncp.client import (
+    CircuitOpenError,
+    PNCPClient,
+    PNCPError,
+    PNCPPageSizeError,
+    PNCPRequestError,
+)
+from pncp.ingest import Ingester, IngestResult
+from pncp.models import Coverage, SyncCheckpoint, SyncRun
+from pncp.resources import DEFAULT_ENDPOINT, ENDPOINTS, INCREMENTAL_ENDPOINT, EndpointSpec
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+MIN_PAGE_SIZE = 10
+WINDOW_ATTEMPTS = 2  # a window whose count does not match is fetched once more
+
+
+class SyncInputError(ValueError):
+    """Bad parameters for a sync: reported to the operator, nothing is touched."""
+
+
+@dataclass
+class SyncOptions:
+    resources: list[str]
+    desde: date | None = None
+    ate: date | None = None
+    endpoint: str | None = None  # override of the resource's default endpoint
+    incremental: bool = False
+    modalidades: list[int] | None = None
+    filters: dict[str, str] = field(default_factory=dict)  # uf, cnpj, unidade, ...
+    required: dict[str, str] = field(default_factory=dict)  # anoPca, idUsuario, ...
+    window_days: int | None = None
+    dry_run: bool = False
+    save_dir: Path | None = None
+    concurrency: int = 4
+
+    def as_params(self) -> dict:
+        return {
+            "resources": self.resources,
+            "desde": self.desde.isoformat() if self.desde else None,
+            "ate": self.ate.isoformat() if self.ate else None,
+            "endpoint": self.endpoint,
+            "incremental": self.incremental,
+            "modalidades": self.modalidades,
+            "filters": self.filters,
+            "required": self.required,
+            "window_days": self.window_days,
+            "dry_run": self.dry_run,
+            "save_dir": str(self.save_dir) if self.save_dir else None,
+            "concurrency": self.concurrency,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict) -> SyncOptions:
+        return cls(
+            resources=params["resources"],
+            desde=date.fromisoformat(params["desde"]) if params.get("desde") else None,
+            ate=date.fromisoformat(params["ate"]) if params.get("ate") else None,
+            endpoint=params.get("endpoint"),
+            incremental=params.get("incremental", False),
+            modalidades=params.get("modalidades"),
+            filters=params.get("filters") or {},
+            required=params.get("required") or {},
+            window_days=params.get("window_days"),
+            dry_run=params.get("dry_run", False),
+            save_dir=Path(params["save_dir"]) if params.get("save_dir") else None,
+            concurrency=params.get("concurrency", 4),
+        )
+
+
+@dataclass
+class Progress:
+    """What the CLI shows while a run goes and prints at its end."""
+
+    windows_total: int = 0
+    windows_done: int = 0
+    windows_failed: int = 0
+    pages: int = 0
+    result: IngestResult = field(default_factory=IngestResult)
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def records(self) -> int:
+        return self.result.created + self.result.updated + self.result.unchanged
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.elapsed if self.elapsed > 0 else 0.0
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def last_watermark(resource: str) -> date | None:
+    """The ``ate`` of the newest run that finished this resource completely."""
+    runs = SyncRun.objects.filter(
+        status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.PARTIAL],
+        params__watermarks__has_key=resource,
+    ).order_by("-finished_at")[:1]
+    for run in runs:
+        return date.fromisoformat(run.params["watermarks"][resource])
+    return None
+
+
+def endpoints_for(options: SyncOptions) -> list[EndpointSpec]:
+    specs = []
+    for resource in options.resources:
+        if options.endpoint:
+            spec = ENDPOINTS[options.endpoint]
+            if spec.resource != resource:
+                continue
+        elif options.incremental:
+            spec = ENDPOINTS[INCREMENTAL_ENDPOINT[resource]]
+        elif resource == "pca" and "idUsuario" in options.required:
+            spec = ENDPOINTS["pca.usuario"]
+        elif resource == "pca" and "codigoClassificacaoSuperior" in options.required:
+            spec = ENDPOINTS["pca.classificacao"]
+        else:
+            spec = ENDPOINTS[DEFAULT_ENDPOINT[resource]]
+        specs.append(spec)
+    return specs
+
+
+def resolve_period(options: SyncOptions, spec: EndpointSpec, today: date) -> tuple[date, date]:
+    if spec.date_params is None:
+        return (None, None)
+    if spec.name == "contratacoes.proposta":
+        return (today, options.ate or today + timedelta(days=365 * 5))
+    desde, ate = options.desde, options.ate or today
+    if options.incremental:
+        mark = last_watermark(spec.resource)
+        overlap = timedelta(days=settings.PNCP_INCREMENTAL_OVERLAP_DAYS)
+        if desde is None:
+            desde = (mark - overlap) if mark else today - overlap
+    if desde is None:
+        raise SyncInputError(f"{spec.resource}: give --desde (and --ate) or use --incremental")
+    if desde > ate:
+        raise SyncInputError(f"--desde {desde} is after --ate {ate}")
+    return desde, ate
+
+
+def plan_windows(options: SyncOptions, today: date | None = None) -> list[dict]:
+    """Every window the run will fetch, as checkpoint field dicts. Raises SyncInputError."""
+    today = today or timezone.localdate()
+    windows = []
+    for spec in endpoints_for(options):
+        missing = [p for p in spec.required if p not in options.required]
+        if missing:
+            raise SyncInputError(f"{spec.name} needs {', '.join(missing)}")
+        params = {p: options.required[p] for p in spec.required}
+        for name, value in options.filters.items():
+            if value in (None, ""):
+                continue
+            if name not in spec.filters:
+                raise SyncInputError(f"{spec.name} cannot filter by {name}")
+            params[spec.filters[name]] = value
+        if spec.modalidade == "required" or (spec.modalidade == "optional" and options.modalidades):
+            modalidades = options.modalidades or list(
+                ModalidadeContratacao.objects.order_by("codigo").values_list("codigo", flat=True)
+            )
+        else:
+            modalidades = [None]
+        start, end = resolve_period(options, spec, today)
+        periods = [(None, None)]
+        if start is not None:
+            if spec.date_params[0] is None:  # proposta: only dataFinal
+                periods = [(start, end)]
+            else:
+                days = min(options.window_days or spec.default_window_days, spec.max_window_days)
+                periods = []
+                cursor = start
+                while cursor <= end:
+                    last = min(cursor + timedelta(days=days - 1), end)
+                    periods.append((cursor, last))
+                    cursor = last + timedelta(days=1)
+        for first, last in periods:
+            for modalidade in modalidades:
+                window_params = dict(params)
+                if modalidade is not None:
+                    window_params["codigoModalidadeContratacao"] = modalidade
+                key = "|".join(
+                    [spec.name, str(first or ""), str(last or "")]
+                    + [f"{k}={window_params[k]}" for k in sorted(window_params)]
+                )
+                windows.append(
+                    {
+                        "resource": spec.resource,
+                        "endpoint": spec.name,
+                        "key": key[:300],
+                        "window_start": first,
+                        "window_end": last,
+                        "params": window_params,
+                        "page_size": spec.page_size,
+                    }
+                )
+    return windows
+
+
+def start_run(options: SyncOptions, *, trigger: str = SyncRun.Trigger.CLI, user=None) -> SyncRun:
+    """Validate, plan and record a run with its checkpoints; nothing is fetched yet."""
+    windows = plan_windows(options)
+    run = SyncRun.objects.create(
+        resources=options.resources,
+        mode="incremental" if options.incremental else "full",
+        params=options.as_params(),
+        trigger=trigger,
+        started_by=user,
+    )
+    SyncCheckpoint.objects.bulk_create(SyncCheckpoint(run=run, **w) for w in windows)
+    return run
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class _PageMessage:
+    checkpoint_id: int
+    page: int | None = None
+    data: list | None = None
+    total_registros: int | None = None
+    total_paginas: int | None = None
+    page_size: int | None = None
+    finished: bool = False
+    error: str | None = None
+    extra: dict | None = None
+    committed: threading.Event = field(default_factory=threading.Event)
+
+
+def execute_run(
+    run: SyncRun,
+    *,
+    client: PNCPClient | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Fetch every unfinished window of ``run``; safe to call again to resume it."""
+    options = SyncOptions.from_params(run.params)
+    client = client or PNCPClient()
+    ingester = Ingester(run)
+    progress = Progress()
+    pending = list(run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).order_by("id"))
+    progress.windows_total = run.checkpoints.count()
+    progress.windows_done = progress.windows_total - len(pending)
+    run.status = SyncRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["status", "started_at"])
+
+    checkpoints = {cp.pk: cp for cp in pending}
+    attempts: dict[int, int] = {}
+    retries_before = client.stats.get("retries", 0)
+    messages: queue.Queue[_PageMessage] = queue.Queue(maxsize=64)
+    work: queue.Queue[SyncCheckpoint | None] = queue.Queue()
+    for cp in pending:
+        if cp.status != SyncCheckpoint.Status.DONE:
+            work.put(cp)
+    outstanding = len(pending)
+    workers = max(1, options.concurrency if _parallel_ok() else 1)
+    stop = threading.Event()
+
+    def fetcher() -> None:
+        while not stop.is_set():
+            cp = work.get()
+            if cp is None:
+                return
+            _fetch_window(client, cp, messages, stop, options.save_dir)
+
+    threads = [threading.Thread(target=fetcher, daemon=True) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        while outstanding:
+            message = messages.get()
+            cp = checkpoints[message.checkpoint_id]
+            if message.data is not None:
+                _ingest_page(run, ingester, cp, message, progress)
+            message.committed.set()
+            if message.finished or message.error:
+                redo = _finish_window(run, cp, message, attempts, progress)
+                if redo:
+                    work.put(cp)
+                else:
+                    outstanding -= 1
+            progress.retries = client.stats.get("retries", 0) - retries_before
+            if on_progress:
+                on_progress(progress)
+    finally:
+        stop.set()
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join(timeout=5)
+    _close_run(run, options, progress)
+    return progress
+
+
+def _parallel_ok() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def _fetch_window(client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir) -> None:
+    """Fetch one window page by page from ``cp.next_page``, posting each page for ingest."""
+    spec = ENDPOINTS[cp.endpoint]
+    page = cp.next_page
+    page_size = cp.page_size
+    fetched_before = cp.fetched
+    total_paginas = cp.total_paginas
+    try:
+        if spec.unpaged:
+            record = client.get_json(spec.path.format(**cp.params))
+            messages.put(
+                _PageMessage(
+                    cp.pk,
+                    page=1,
+                    data=[record] if record else [],
+                    total_registros=1 if record else 0,
+                    total_paginas=1,
+                    finished=True,
+                )
+            )
+            return
+        while not stop.is_set():
+            params = _query(spec, cp, page, page_size)
+            try:
+                result = client.get_page(spec.path, params, total_paginas=total_paginas)
+            except PNCPPageSizeError as exc:
+                new_size = _smaller_page_size(page_size, exc.limit)
+                if new_size is None:
+                    raise
+                logger.warning("%s: page size %s refused, using %s", cp.key, page_size, new_size)
+                done = fetched_before + (page - cp.next_page) * page_size
+                page_size, page = new_size, done // new_size + 1
+                continue
+            if save_dir and result.raw:
+                _save_page(save_dir, spec, cp, page, result.raw)
+            if result.status != "ok":
+                messages.put(
+                    _PageMessage(
+                        cp.pk,
+                        finished=True,
+                        total_registros=0 if page == 1 else None,
+                        total_paginas=0 if page == 1 else None,
+                        page_size=page_size,
+                    )
+                )
+                return
+            total_paginas = result.total_paginas
+            last = result.total_paginas is None or page >= result.total_paginas
+            _post(
+                messages,
+                stop,
+                _PageMessage(
+                    cp.pk,
+                    page=page,
+                    data=result.data,
+                    total_registros=result.total_registros,
+                    total_paginas=result.total_paginas,
+                    page_size=page_size,
+                    finished=last,
+                    extra=_extra(spec, cp.params),
+                ),
+            )
+            if last:
+                return
+            page += 1
+    except CircuitOpenError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"PNCP circuit open: {exc}"))
+    except PNCPRequestError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"PNCP refused {exc.url}: {exc.status} {exc}"))
+    except PNCPError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # never let a thread die silently: the window is reported failed
+        logger.exception("unexpected error fetching %s", cp.key)
+        messages.put(_PageMessage(cp.pk, error=f"unexpected {type(exc).__name__}: {exc}"))
+
+
+def _post(messages: queue.Queue, stop: threading.Event, message: _PageMessage) -> None:
+    """Hand a page to the ingesting thread and wait until it is committed.
+
+    Waiting keeps each fetcher at most one page ahead of the database, so a run killed at any
+    instant has at most one fetched-but-uncommitted page per fetcher to redo on resume.
+    """
+    messages.put(message)
+    while not message.committed.wait(0.5):
+        if stop.is_set():
+            return
+
+
+def _query(spec: EndpointSpec, cp: SyncCheckpoint, page: int, page_size: int) -> dict:
+    params = dict(cp.params)
+    if spec.date_params:
+        first, last = spec.date_params
+        if first and cp.window_start:
+            params[first] = cp.window_start.strftime("%Y%m%d")
+        if last and cp.window_end:
+            params[last] = cp.window_end.strftime("%Y%m%d")
+    params["pagina"] = page
+    params["tamanhoPagina"] = page_size
+    return params
+
+
+def _extra(spec: EndpointSpec, params: dict) -> dict | None:
+    extra = {column: params[p] for p, column in spec.extra_from_params.items() if p in params}
+    return extra or None
+
+
+def _smaller_page_size(current: int, limit: int | None) -> int | None:
+    if limit is not None and MIN_PAGE_SIZE <= limit < current:
+        return limit
+    if current <= MIN_PAGE_SIZE:
+        return None
+    return max(MIN_PAGE_SIZE, current // 2)
+
+
+def _save_page(save_dir: Path, spec: EndpointSpec, cp: SyncCheckpoint, page: int, raw: bytes):
+    """Keep the raw page under ``<dir>/<resource>/`` so ``--from-dir`` can replay it."""
+    safe = "".join(c if c.isalnum() or c in "-_=." else "_" for c in cp.key)
+    target = Path(save_dir) / spec.resource / f"{safe}__p{page:05d}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw)
+
+
+def _ingest_page(run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress) -> None:
+    with transaction.atomic():
+        result = ingester.ingest(
+            cp.resource, message.data, source=f"{cp.key} p{message.page}", extra=message.extra
+        )
+        if message.page == 1 or cp.next_page != message.page:
+            # first page of a (re)started window: counts restart from here
+            cp.fetched = (message.page - 1) * (message.page_size or cp.page_size)
+        cp.fetched += len(message.data)
+        cp.next_page = message.page + 1
+        cp.page_size = message.page_size or cp.page_size
+        cp.total_registros = message.total_registros
+        cp.total_paginas = message.total_paginas
+        cp.status = SyncCheckpoint.Status.RUNNING
+        cp.save(
+            update_fields=[
+                "fetched",
+                "next_page",
+                "page_size",
+                "total_registros",
+                "total_paginas",
+                "status",
+                "updated_at",
+            ]
+        )
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+    progress.pages += 1
+    progress.result.add(result)
+
+
+def _finish_window(run, cp: SyncCheckpoint, message: _PageMessage, attempts, progress) -> bool:
+    """Close a window; returns True when it should be fetched again."""
+    attempts[cp.pk] = attempts.get(cp.pk, 0) + 1
+    if message.error:
+        cp.status = SyncCheckpoint.Status.FAILED
+        cp.error = message.error
+    else:
+        if message.total_registros == 0 and message.data is None:
+            cp.total_registros, cp.total_paginas = 0, 0
+            if cp.next_page == 1:
+                cp.fetched = 0
+        if cp.total_registros is not None and cp.fetched >= cp.total_registros:
+            cp.status = SyncCheckpoint.Status.DONE
+            cp.error = ""
+        else:
+            cp.status = SyncCheckpoint.Status.INCOMPLETE
+            cp.error = f"fetched {cp.fetched} records, PNCP announced {cp.total_registros}"
+    redo = cp.status != SyncCheckpoint.Status.DONE and attempts[cp.pk] < WINDOW_ATTEMPTS
+    if redo and cp.status == SyncCheckpoint.Status.INCOMPLETE:
+        cp.next_page, cp.fetched = 1, 0
+    cp.attempts += 1
+    cp.save()
+    if not redo:
+        if cp.status == SyncCheckpoint.Status.DONE:
+            progress.windows_done += 1
+        else:
+            progress.windows_failed += 1
+            progress.failures.append(f"{cp.key}: {cp.status}: {cp.error}")
+        _record_coverage(run, cp)
+    return redo
+
+
+def _record_coverage(run, cp: SyncCheckpoint) -> None:
+    if cp.window_start is None:
+        return
+    status = {
+        SyncCheckpoint.Status.DONE: Coverage.Status.COMPLETE,
+        SyncCheckpoint.Status.INCOMPLETE: Coverage.Status.PARTIAL,
+    }.get(cp.status, Coverage.Status.FAILED)
+    Coverage.objects.update_or_create(
+        endpoint=cp.endpoint,
+        day=cp.window_start,
+        day_end=cp.window_end,
+        modalidade=int(cp.params.get("codigoModalidadeContratacao") or 0),
+        defaults={
+            "resource": cp.resource,
+            "total_registros": cp.total_registros,
+            "fetched": cp.fetched,
+            "status": status,
+            "checked_at": timezone.now(),
+            "run": run,
+        },
+    )
+
+
+def _close_run(run: SyncRun, options: SyncOptions, progress: Progress) -> None:
+    checkpoints = run.checkpoints.values_list("resource", "status")
+    by_resource: dict[str, set] = {}
+    for resource, status in checkpoints:
+        by_resource.setdefault(resource, set()).add(status)
+    watermarks = dict(run.params.get("watermarks") or {})
+    if options.ate or options.incremental:
+        ate = (options.ate or timezone.localdate()).isoformat()
+        for resource, statuses in by_resource.items():
+            if statuses == {SyncCheckpoint.Status.DONE}:
+                watermarks[resource] = ate
+    failed = (
+        progress.windows_failed
+        or run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).exists()
+    )
+    run.params = {**run.params, "watermarks": watermarks}
+    run.status = SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCESS
+    if failed and not progress.records:
+        run.status = SyncRun.Status.FAILED
+    run.finished_at = timezone.now()
+    run.pages += progress.pages
+    run.created += progress.result.created
+    run.updated += progress.result.updated
+    run.unchanged += progress.result.unchanged
+    run.rejected += progress.result.rejected
+    run.retries += progress.retries
+    run.errors = [*run.errors, *progress.failures][-500:]
+    run.save()
+
+
+def resume_run(run_id: int | None = None) -> SyncRun:
+    runs = SyncRun.objects.exclude(status=SyncRun.Status.SUCCESS).exclude(
+        mode__in=["from_dir", "dry_run"]
+    )
+    run = runs.get(pk=run_id) if run_id else runs.order_by("-created_at").first()
+    if run is None:
+        raise SyncInputError("there is no interrupted or failed run to resume")
+    run.status = SyncRun.Status.RUNNING
+    run.checkpoints.filter(status=SyncCheckpoint.Status.FAILED).update(
+        status=SyncCheckpoint.Status.PENDING, attempts=0
+    )
+    run.checkpoints.filter(status=SyncCheckpoint.Status.INCOMPLETE).update(
+        status=SyncCheckpoint.Status.PENDING, next_page=1, fetched=0, attempts=0
+    )
+    run.save(update_fields=["status"])
+    return run
+
+
+# --- offline import -------------------------------------------------------------------------
+
+
+def import_from_dir(
+    directory: Path,
+    resources: Iterable[str],
+    *,
+    trigger: str = SyncRun.Trigger.CLI,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> tuple[SyncRun, Progress]:
+    """Import saved pages: ``<dir>/<resource>/*.json``, each a PNCP page, a list or a record.
+
+    The same path as a live sync after the HTTP client: ingest + checkpoint per file.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SyncInputError(f"--from-dir {directory} is not a directory")
+    files = []
+    for resource in resources:
+        files += [(resource, f) for f in sorted((directory / resource).glob("**/*.json"))]
+    if not files:
+        raise SyncInputError(f"no saved pages under {directory}/<resource>/ for {list(resources)}")
+    run = SyncRun.objects.create(
+        resources=list(resources),
+        mode="from_dir",
+        params={"from_dir": str(directory)},
+        trigger=trigger,
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    ingester = Ingester(run)
+    progress = Progress(windows_total=len(files))
+    for resource, path in files:
+        relative = str(path.relative_to(directory))
+        cp = SyncCheckpoint.objects.create(
+            run=run, resource=resource, endpoint="from_dir", key=relative[:300]
+        )
+        try:
+            body = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            cp.status, cp.error = SyncCheckpoint.Status.FAILED, f"unreadable page: {exc}"
+            cp.save()
+            progress.windows_failed += 1
+            progress.failures.append(f"{relative}: {cp.error}")
+            continue
+        if isinstance(body, dict) and isinstance(body.get("data"), list):
+            records, total = body["data"], body.get("totalRegistros")
+        elif isinstance(body, list):
+            records, total = body, None
+        else:
+            records, total = [body], None
+        message = _PageMessage(cp.pk, page=1, data=records, total_registros=total)
+        _ingest_page(run, ingester, cp, message, progress)
+        cp.status = SyncCheckpoint.Status.DONE
+        cp.save(update_fields=["status"])
+        progress.windows_done += 1
+        if on_progress:
+            on_progress(progress)
+    options = SyncOptions(resources=list(resources))
+    _close_run(run, options, progress)
+    return run, progress

@@ -1,0 +1,300 @@
+"""End-to-end: sync_pncp against the project's fake PNCP server, faults included."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from pncp.ingest import SPECS
+from pncp.models import (
+    AtaRegistroPreco,
+    Contratacao,
+    Contrato,
+    Coverage,
+    ItemPCA,
+    PlanoContratacao,
+    RecordVersion,
+    SyncCheckpoint,
+    SyncRun,
+)
+from pncp.sync import SyncOptions, execute_run, resume_run, start_run
+from tests.conftest import make_client
+from tests.fakes.fake_pncp import FakeDataset, FakePNCP, FaultConfig
+
+START = date(2025, 7, 1)
+END = date(2025, 7, 20)
+MODELS = {
+    "contratacoes": Contratacao,
+    "contratos": Contrato,
+    "atas": AtaRegistroPreco,
+    "pca": PlanoContratacao,
+}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dataset(scale=1, seed=7):
+    return FakeDataset.generate(
+        contratacoes=1200 * scale,
+        contratos=1500 * scale,
+        atas=600 * scale,
+        pcas=40 * scale,
+        start=START,
+        days=10,
+        seed=seed,
+    )
+
+
+def mirror_matches(ds: FakeDataset):
+    """The mirror holds exactly the fake's records, payload for payload."""
+    for resource, model in MODELS.items():
+        key_field = SPECS[resource].key_field
+        ours = dict(model.objects.values_list(key_field, "raw"))
+        theirs = {k: ds.get(resource, k) for k in ds.keys(resource)}
+        assert set(ours) == set(theirs), f"{resource}: key sets differ"
+        different = [k for k in theirs if ours[k] != theirs[k]]
+        assert not different, f"{resource}: {len(different)} payloads differ, e.g. {different[0]}"
+    expected_itens = sum(len(p["itens"]) for p in ds.records("pca"))
+    assert ItemPCA.objects.count() == expected_itens
+
+
+def sync(base_url, **option_overrides):
+    options = SyncOptions(
+        resources=["pca", "contratacoes", "atas", "contratos"],
+        desde=START,
+        ate=END,
+        concurrency=4,
+    )
+    for name, value in option_overrides.items():
+        setattr(options, name, value)
+    run = start_run(options, trigger=SyncRun.Trigger.TEST)
+    progress = execute_run(run, client=make_client(base_url))
+    run.refresh_from_db()
+    return run, progress
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_sync_with_injected_faults_ends_with_exactly_the_fake_records():
+    ds = dataset()
+    faults = FaultConfig(
+        seed=3,
+        rate_429=0.05,
+        rate_5xx=0.06,
+        rate_422_spurious=0.02,
+        rate_truncated=0.03,
+        rate_timeout=0.01,
+        hang_seconds=1.5,
+    )
+    with FakePNCP(ds, faults=faults) as fake:
+        run, progress = sync(fake.base_url)
+        faulted = [r for r in fake.requests() if r.fault]
+    total = len(fake.requests())
+    assert 0.10 <= len(faulted) / total <= 0.20, f"{len(faulted)} faults in {total} requests"
+    assert run.status == SyncRun.Status.SUCCESS, run.errors
+    assert progress.retries >= len(faulted) * 0.9
+    mirror_matches(ds)
+    assert sum(ds.counts().values()) >= 3000
+    # every window is done and the coverage map says complete, with PNCP's totals
+    assert not run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).exists()
+    assert Coverage.objects.exclude(status=Coverage.Status.COMPLETE).count() == 0
+    day = Coverage.objects.get(endpoint="contratos.publicacao", day=START)
+    published = [r for r in ds.records("contratos") if r["dataPublicacaoPncp"][:10] == "2025-07-01"]
+    assert day.total_registros == day.fetched == len(published)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_second_identical_sync_creates_and_updates_nothing():
+    ds = dataset(seed=11)
+    with FakePNCP(ds) as fake:
+        first, _ = sync(fake.base_url)
+        versions = RecordVersion.objects.count()
+        second, _ = sync(fake.base_url)
+    assert first.created == sum(ds.counts().values())
+    assert (second.created, second.updated) == (0, 0)
+    assert second.unchanged == first.created
+    assert RecordVersion.objects.count() == versions == 0
+    mirror_matches(ds)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_changed_record_yields_exactly_one_history_row_with_old_payload():
+    ds = dataset(seed=5)
+    with FakePNCP(ds) as fake:
+        sync(fake.base_url, resources=["contratos"])
+        key = ds.keys("contratos")[0]
+        old = dict(ds.get("contratos", key))
+        ds.update("contratos", key, objetoContrato="OBJETO ALTERADO")
+        run, _ = sync(fake.base_url, resources=["contratos"])
+    assert (run.created, run.updated) == (0, 1)
+    [version] = RecordVersion.objects.all()
+    assert (version.resource, version.natural_key) == ("contratos", key)
+    assert version.payload == old
+    assert Contrato.objects.get(numero_controle_pncp=key).objeto_contrato == "OBJETO ALTERADO"
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_contratacao_arriving_after_its_contratos_gets_linked():
+    ds = dataset(seed=9)
+    with FakePNCP(ds) as fake:
+        sync(fake.base_url, resources=["contratos", "atas"])
+        assert not Contrato.objects.filter(contratacao__isnull=False).exists()
+        sync(fake.base_url, resources=["contratacoes"])
+    known = set(ds.keys("contratacoes"))
+    linked = Contrato.objects.filter(numero_controle_pncp_compra__in=known)
+    assert linked.exists()
+    assert not linked.filter(contratacao__isnull=True).exists()
+    for contrato in linked.select_related("contratacao")[:50]:
+        assert contrato.contratacao.numero_controle_pncp == contrato.numero_controle_pncp_compra
+    atas = AtaRegistroPreco.objects.filter(numero_controle_pncp_compra__in=known)
+    assert atas.exists() and not atas.filter(contratacao__isnull=True).exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_page_size_shrinks_when_pncp_lowers_its_limit():
+    ds = dataset(seed=2)
+    with FakePNCP(ds, page_limits={"/v1/contratos": 100}) as fake:
+        run, _ = sync(fake.base_url, resources=["contratos"])
+        sizes = {r.params.get("tamanhoPagina") for r in fake.requests(status=200)}
+    assert run.status == SyncRun.Status.SUCCESS
+    assert sizes == {"100"}
+    mirror_matches_resource(ds, "contratos")
+
+
+def mirror_matches_resource(ds, resource):
+    model = MODELS[resource]
+    ours = set(model.objects.values_list(SPECS[resource].key_field, flat=True))
+    assert ours == set(ds.keys(resource))
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_window_that_never_matches_total_is_reported_incomplete_not_done():
+    ds = dataset(seed=4)
+    with FakePNCP(ds) as fake:
+        fake.fail_always["/v1/atas"] = 503
+        run, _ = sync(fake.base_url, resources=["atas", "contratos"])
+    assert run.status == SyncRun.Status.PARTIAL
+    failed = run.checkpoints.get(endpoint="atas.vigencia")
+    assert failed.status == SyncCheckpoint.Status.FAILED
+    assert "atas" in " ".join(run.errors)
+    assert Coverage.objects.get(endpoint="atas.vigencia").status == Coverage.Status.FAILED
+    mirror_matches_resource(ds, "contratos")
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_killed_mid_run_then_resume_equals_uninterrupted_run(tmp_path):
+    ds = dataset(seed=21)
+    faults = FaultConfig(seed=1, rate_slow=1.0, slow_seconds=0.02)
+    with FakePNCP(ds, faults=faults) as fake:
+        env = {
+            **os.environ,
+            "PNCP_BASE_URL": fake.base_url,
+            "PNCP_REQUESTS_PER_SECOND": "0",
+            "DATABASE_URL": database_url(),
+        }
+        env.pop("REDIS_URL", None)
+        env.pop("PNCP_RATE_LIMIT_REDIS_URL", None)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "sync_pncp",
+                "contratos",
+                "atas",
+                "--desde",
+                str(START),
+                "--ate",
+                str(END),
+                "--concurrency",
+                "1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done_pages = (
+                sum(SyncCheckpoint.objects.values_list("next_page", flat=True))
+                - SyncCheckpoint.objects.count()
+            )
+            if done_pages >= 3:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert Contrato.objects.count() < len(ds.keys("contratos")), "killed too late"
+        before_resume = {r.key for r in fake.requests(status=200)}
+        fake.reset_log()
+        run = resume_run()
+        execute_run(run, client=make_client(fake.base_url))
+        redone = [r for r in fake.requests(status=200) if r.key in before_resume]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCESS, run.errors
+    assert len(redone) <= 1, f"resume fetched {len(redone)} pages again"
+    mirror_matches_resource(ds, "contratos")
+    mirror_matches_resource(ds, "atas")
+    assert RecordVersion.objects.count() == 0
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.skip("the kill/resume test needs PostgreSQL")
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["contrtos", "--desde", "2025-07-01"], "unknown resource contrtos"),
+        (["contratos", "--desde", "2025-07-10", "--ate", "2025-07-01"], "is after --ate"),
+        (["contratos", "--desde", "2025-07-01", "--cnpj", "123"], "malformed CNPJ"),
+        (["contratos", "--desde", "2025-07-01", "--cnpj", "00394429000101"], "check digits"),
+        (["contratos", "--desde", "01/07/2025"], "not a date as YYYY-MM-DD"),
+        (["contratos"], "give --desde"),
+        ([], "name the resources"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_clear_message_and_touches_nothing(args, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("sync_pncp", *args)
+    assert SyncRun.objects.count() == 0
+    assert SyncCheckpoint.objects.count() == 0
+
+
+def test_bad_input_exit_status_from_the_shell():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "sync_pncp",
+            "contratos",
+            "--desde",
+            "2025-07-10",
+            "--ate",
+            "2025-07-01",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL", "")},
+    )
+    assert result.returncode != 0
+    assert "is after --ate" in result.stderr
