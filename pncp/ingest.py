@@ -143,6 +143,13 @@ class Ingester:
         self._orgaos: dict[str, tuple] = {}
         self._unidades: dict[tuple[str, str], tuple[int, tuple]] = {}
 
+    def forget_caches(self) -> None:
+        """Drop what we believe is stored; call after a rollback that may have undone it."""
+        self._known_codes.clear()
+        self._names.clear()
+        self._orgaos.clear()
+        self._unidades.clear()
+
     # --- public ---------------------------------------------------------------------------------
 
     def ingest(
@@ -222,7 +229,8 @@ class Ingester:
                 self._write_batch(spec, items, now)
             return items, []
         except DatabaseError:
-            pass
+            # The rollback also undid the órgãos/unidades/codes this batch created: forget them.
+            self.forget_caches()
         written, failed = [], []
         for item in items:
             try:
@@ -230,6 +238,7 @@ class Ingester:
                     self._write_batch(spec, [item], now)
                 written.append(item)
             except DatabaseError as exc:
+                self.forget_caches()
                 failed.append((item[0], f"database refused the record: {exc}".strip()))
         return written, failed
 
@@ -533,7 +542,11 @@ def upsert_rows(
                 f"SELECT {cols} FROM {table} WITH NO DATA"
             )
             cursor.execute(f"TRUNCATE {staging}")
-            with cursor.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            # psycopg's COPY bypasses Django's cursor wrapper: map its errors to Django's.
+            with (
+                connection.wrap_database_errors,
+                cursor.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(

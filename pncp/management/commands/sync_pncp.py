@@ -213,7 +213,8 @@ class Command(BaseCommand):
         if run.status != SyncRun.Status.SUCCESS:
             for failure in p.failures[:20]:
                 self.stderr.write(f"  {failure}")
-            raise CommandError(
-                f"run #{run.pk} ended {run.status}; rerun what failed with: "
-                f"python manage.py sync_pncp --resume {run.pk}"
-            )
+            if run.mode == "from_dir":
+                hint = "fix or remove the files above, then run the same --from-dir again"
+            else:
+                hint = f"rerun what failed with: python manage.py sync_pncp --resume {run.pk}"
+            raise CommandError(f"run #{run.pk} ended {run.status}; {hint}")

@@ -1,0 +1,151 @@
+"""What the ingest does with changes, unknown codes and bad records."""
+
+import copy
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from domain_tables.models import AmparoLegal, ModalidadeContratacao
+from pncp.models import Contratacao, Contrato, Orgao, RecordVersion, RejectedRecord, UnidadeOrgao
+from tests.conftest import sample_records
+
+
+@pytest.fixture
+def contratacoes():
+    return sample_records("contratacao_1.json")
+
+
+@pytest.mark.django_db
+def test_unchanged_reimport_rewrites_nothing(ingester, contratacoes):
+    ingester.ingest("contratacoes", contratacoes)
+    stamps = dict(Contratacao.objects.values_list("numero_controle_pncp", "last_changed_at"))
+    result = ingester.ingest("contratacoes", copy.deepcopy(contratacoes))
+    assert (result.created, result.updated, result.unchanged) == (0, 0, len(contratacoes))
+    assert dict(Contratacao.objects.values_list("numero_controle_pncp", "last_changed_at")) == (
+        stamps
+    )
+    assert RecordVersion.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_change_keeps_previous_payload_and_first_seen(ingester, contratacoes):
+    ingester.ingest("contratacoes", contratacoes)
+    original = Contratacao.objects.get(numero_controle_pncp=contratacoes[0]["numeroControlePNCP"])
+    changed = copy.deepcopy(contratacoes[0])
+    changed["valorTotalHomologado"] = 1234.5
+    changed["situacaoCompraId"] = 4
+    result = ingester.ingest("contratacoes", [changed])
+    assert (result.created, result.updated, result.versions) == (0, 1, 1)
+    current = Contratacao.objects.get(pk=original.pk)
+    assert str(current.valor_total_homologado) == "1234.5000"
+    assert current.situacao_id == 4
+    assert current.first_seen_at == original.first_seen_at
+    assert current.last_changed_at > original.last_changed_at
+    [version] = RecordVersion.objects.all()
+    assert version.payload == contratacoes[0]
+    assert version.valid_from == original.last_changed_at
+
+
+@pytest.mark.django_db
+def test_stale_last_seen_is_refreshed_without_a_new_version(ingester, contratacoes):
+    ingester.ingest("contratacoes", contratacoes)
+    old = timezone.now() - timedelta(days=3)
+    Contratacao.objects.update(last_seen_at=old)
+    ingester.ingest("contratacoes", contratacoes)
+    assert not Contratacao.objects.filter(last_seen_at=old).exists()
+    assert RecordVersion.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unknown_domain_code_is_added_from_pncp_name_and_flagged(ingester, contratacoes):
+    record = copy.deepcopy(contratacoes[0])
+    record["amparoLegal"] = {"codigo": 999, "nome": "Lei 99.999/2026, Art. 1", "descricao": "x"}
+    record["modalidadeId"], record["modalidadeNome"] = 77, "Modalidade Nova"
+    assert ingester.ingest("contratacoes", [record]).created == 1
+    amparo = AmparoLegal.objects.get(codigo=999)
+    assert (amparo.nome, amparo.novo_em_importacao) == ("Lei 99.999/2026, Art. 1", True)
+    assert ModalidadeContratacao.objects.get(codigo=77).novo_em_importacao is True
+    assert Contratacao.objects.get().amparo_legal_id == 999
+
+
+@pytest.mark.django_db
+def test_bad_record_is_quarantined_while_the_rest_of_the_page_lands(ingester, contratacoes):
+    bad_date = copy.deepcopy(contratacoes[1])
+    bad_date["dataPublicacaoPncp"] = "24/06/2025"
+    bad_cnpj = copy.deepcopy(contratacoes[2])
+    bad_cnpj["orgaoEntidade"]["cnpj"] = "123"
+    no_key = copy.deepcopy(contratacoes[3])
+    del no_key["numeroControlePNCP"]
+    page = [contratacoes[0], bad_date, bad_cnpj, no_key, "not a record", *contratacoes[4:]]
+    result = ingester.ingest("contratacoes", page, source="contratacoes.publicacao p1")
+    assert result.rejected == 4
+    assert result.created == len(contratacoes) - 3
+    reasons = {r.natural_key: r.reason for r in RejectedRecord.objects.all()}
+    assert (
+        "dataPublicacaoPncp: invalid date-time '24/06/2025'"
+        in reasons[bad_date["numeroControlePNCP"]]
+    )
+    assert "invalid CNPJ" in reasons[bad_cnpj["numeroControlePNCP"]]
+    assert any("missing natural key" in r for r in reasons.values())
+    stored = RejectedRecord.objects.get(natural_key=bad_date["numeroControlePNCP"])
+    assert stored.payload == bad_date
+    assert stored.source == "contratacoes.publicacao p1"
+
+
+@pytest.mark.django_db
+def test_value_the_database_refuses_quarantines_only_that_record(ingester):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite does not enforce varchar lengths")
+    records = sample_records("contrato_2.json")
+    too_long = copy.deepcopy(records[0])
+    too_long["codigoPaisFornecedor"] = "BRASIL"  # varchar(3)
+    result = ingester.ingest("contratos", [too_long, *records[1:]])
+    assert result.rejected == 1 and result.created == len(records) - 1
+    reject = RejectedRecord.objects.get()
+    assert reject.natural_key == too_long["numeroControlePNCP"]
+    assert "database refused" in reject.reason
+    assert Contrato.objects.count() == len(records) - 1
+
+
+@pytest.mark.django_db
+def test_orgaos_and_unidades_are_normalized_once(ingester):
+    records = sample_records("contratos_publicacao_page.json")
+    ingester.ingest("contratos", records)
+    cnpjs = {r["orgaoEntidade"]["cnpj"] for r in records}
+    unidades = {(r["orgaoEntidade"]["cnpj"], r["unidadeOrgao"]["codigoUnidade"]) for r in records}
+    assert Orgao.objects.count() == len(cnpjs)
+    assert UnidadeOrgao.objects.count() == len(unidades)
+
+
+@pytest.mark.django_db
+def test_ata_does_not_erase_the_uf_a_contratacao_gave_its_unidade(ingester):
+    [contratacao] = sample_records("contratacao_5.json")
+    ingester.ingest("contratacoes", [contratacao])
+    orgao = contratacao["orgaoEntidade"]["cnpj"]
+    codigo = contratacao["unidadeOrgao"]["codigoUnidade"]
+    ata = copy.deepcopy(sample_records("ata_5.json")[0])
+    ata.update(cnpjOrgao=orgao, codigoUnidadeOrgao=codigo, nomeUnidadeOrgao="NOME NOVO")
+    ingester.ingest("atas", [ata])
+    unidade = UnidadeOrgao.objects.get(orgao_id=orgao, codigo_unidade=codigo)
+    assert unidade.uf_sigla == contratacao["unidadeOrgao"]["ufSigla"]
+    assert unidade.nome_unidade == "NOME NOVO"
+
+
+@pytest.mark.django_db
+def test_from_dir_imports_saved_pages_and_reports_unreadable_ones(tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    (tmp_path / "contratos").mkdir()
+    records = sample_records("contrato_2.json")
+    page = {"data": records, "totalRegistros": len(records), "totalPaginas": 1}
+    (tmp_path / "contratos" / "p1.json").write_text(json.dumps(page))
+    call_command("sync_pncp", "contratos", from_dir=str(tmp_path))
+    assert Contrato.objects.count() == len(records)
+    (tmp_path / "contratos" / "p2.json").write_text('{"data": [{"trunc')
+    with pytest.raises(CommandError, match="same --from-dir again"):
+        call_command("sync_pncp", "contratos", from_dir=str(tmp_path))
