@@ -1,0 +1,117 @@
+"""PNCP's page envelope, so a client written for PNCP can point at us.
+
+``{data, totalRegistros, totalPaginas, numeroPagina, paginasRestantes, empty}``, with
+``pagina`` ≥ 1 and ``tamanhoPagina`` 1..500 (default 50). A page size above 500 is a 400 with
+a clear message, never silently cut; a page past the last one is an empty page, as PNCP's
+envelope allows, with the real totals so clients can tell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+
+
+def _positive_int(request, name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(
+            {name: [f"{name} deve ser um número inteiro, recebido {raw!r}."]}
+        ) from None
+    if value < 1:
+        raise ValidationError({name: [f"{name} deve ser maior ou igual a 1."]})
+    if maximum is not None and value > maximum:
+        raise ValidationError(
+            {name: [f"{name} deve ser menor ou igual a {maximum} (recebido {value})."]}
+        )
+    return value
+
+
+class PNCPPagination(BasePagination):
+    page_query_param = "pagina"
+    page_size_query_param = "tamanhoPagina"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if getattr(queryset, "ordered", True) is False:
+            raise RuntimeError("PNCPPagination needs an ordered queryset (stable pages)")
+        self.page_number = _positive_int(request, self.page_query_param, 1)
+        self.page_size = _positive_int(
+            request, self.page_size_query_param, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+        )
+        self.total = queryset.count()
+        offset = (self.page_number - 1) * self.page_size
+        if offset >= self.total:
+            return []
+        return list(queryset[offset : offset + self.page_size])
+
+    def get_paginated_response(self, data):
+        total_pages = math.ceil(self.total / self.page_size) if self.total else 0
+        return Response(
+            OrderedDict(
+                [
+                    ("data", data),
+                    ("totalRegistros", self.total),
+                    ("totalPaginas", total_pages),
+                    ("numeroPagina", self.page_number),
+                    ("paginasRestantes", max(total_pages - self.page_number, 0)),
+                    ("empty", not data),
+                ]
+            )
+        )
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": [
+                "data",
+                "totalRegistros",
+                "totalPaginas",
+                "numeroPagina",
+                "paginasRestantes",
+                "empty",
+            ],
+            "properties": {
+                "data": schema,
+                "totalRegistros": {"type": "integer", "example": 39853},
+                "totalPaginas": {"type": "integer", "example": 798},
+                "numeroPagina": {"type": "integer", "example": 1},
+                "paginasRestantes": {"type": "integer", "example": 797},
+                "empty": {"type": "boolean", "example": False},
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Número da página (≥ 1).",
+                "schema": {"type": "integer", "minimum": 1, "default": 1, "example": 1},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Registros por página, 1..{MAX_PAGE_SIZE} (padrão "
+                f"{DEFAULT_PAGE_SIZE}). Acima de {MAX_PAGE_SIZE} é um erro 400.",
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE_SIZE,
+                    "default": DEFAULT_PAGE_SIZE,
+                    "example": 50,
+                },
+            },
+        ]
