@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from domain_tables.models import ModalidadeContratacao
 from pncp.client import (
+    AdaptiveConcurrency,
     CircuitOpenError,
     PNCPClient,
     PNCPError,
@@ -273,7 +274,14 @@ def execute_run(
 ) -> Progress:
     """Fetch every unfinished window of ``run``; safe to call again to resume it."""
     options = SyncOptions.from_params(run.params)
+    workers = max(1, options.concurrency if _parallel_ok() else 1)
     client = client or PNCPClient()
+    if client.concurrency is None:
+        # Start at the operator's concurrency, halve on 429/5xx/slow answers, grow back
+        # after a run of fast successes (never above twice what was asked).
+        client.concurrency = AdaptiveConcurrency(initial=workers, maximum=workers * 2)
+    workers = client.concurrency.maximum if _parallel_ok() else 1
+    gate = _Gate(client.concurrency)
     ingester = Ingester(run)
     progress = Progress()
     pending = list(run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).order_by("id"))
@@ -292,7 +300,6 @@ def execute_run(
         if cp.status != SyncCheckpoint.Status.DONE:
             work.put(cp)
     outstanding = len(pending)
-    workers = max(1, options.concurrency if _parallel_ok() else 1)
     stop = threading.Event()
 
     def fetcher() -> None:
@@ -300,7 +307,7 @@ def execute_run(
             cp = work.get()
             if cp is None:
                 return
-            _fetch_window(client, cp, messages, stop, options.save_dir)
+            _fetch_window(client, cp, messages, stop, options.save_dir, gate)
 
     threads = [threading.Thread(target=fetcher, daemon=True) for _ in range(workers)]
     for thread in threads:
@@ -337,68 +344,83 @@ def _parallel_ok() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _fetch_window(client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir) -> None:
-    """Fetch one window page by page from ``cp.next_page``, posting each page for ingest."""
+def _fetch_window(
+    client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir, gate=None
+) -> None:
+    """Fetch one window page by page from ``cp.next_page``, posting each page for ingest.
+
+    The concurrency slot is held from the request until the page is committed, so the pages
+    fetched but not yet in the database never exceed the concurrency limit (with one fetcher,
+    a kill -9 loses at most one page).
+    """
     spec = ENDPOINTS[cp.endpoint]
     page = cp.next_page
     page_size = cp.page_size
     fetched_before = cp.fetched
     total_paginas = cp.total_paginas
+    gate = gate or _NO_GATE
     try:
         if spec.unpaged:
-            record = client.get_json(spec.path.format(**cp.params))
-            messages.put(
-                _PageMessage(
-                    cp.pk,
-                    page=1,
-                    data=[record] if record else [],
-                    total_registros=1 if record else 0,
-                    total_paginas=1,
-                    finished=True,
+            with gate:
+                record = client.get_json(spec.path.format(**cp.params))
+                _post(
+                    messages,
+                    stop,
+                    _PageMessage(
+                        cp.pk,
+                        page=1,
+                        data=[record] if record else [],
+                        total_registros=1 if record else 0,
+                        total_paginas=1,
+                        finished=True,
+                    ),
                 )
-            )
             return
         while not stop.is_set():
             params = _query(spec, cp, page, page_size)
-            try:
-                result = client.get_page(spec.path, params, total_paginas=total_paginas)
-            except PNCPPageSizeError as exc:
-                new_size = _smaller_page_size(page_size, exc.limit)
-                if new_size is None:
-                    raise
-                logger.warning("%s: page size %s refused, using %s", cp.key, page_size, new_size)
-                done = fetched_before + (page - cp.next_page) * page_size
-                page_size, page = new_size, done // new_size + 1
-                continue
-            if save_dir and result.raw:
-                _save_page(save_dir, spec, cp, page, result.raw)
-            if result.status != "ok":
-                messages.put(
+            with gate:
+                try:
+                    result = client.get_page(spec.path, params, total_paginas=total_paginas)
+                except PNCPPageSizeError as exc:
+                    new_size = _smaller_page_size(page_size, exc.limit)
+                    if new_size is None:
+                        raise
+                    logger.warning(
+                        "%s: page size %s refused, using %s", cp.key, page_size, new_size
+                    )
+                    done = fetched_before + (page - cp.next_page) * page_size
+                    page_size, page = new_size, done // new_size + 1
+                    continue
+                if save_dir and result.raw:
+                    _save_page(save_dir, spec, cp, page, result.raw)
+                if result.status != "ok":
+                    first = page == 1
+                    messages.put(
+                        _PageMessage(
+                            cp.pk,
+                            finished=True,
+                            total_registros=0 if first else None,
+                            total_paginas=0 if first else None,
+                            page_size=page_size,
+                        )
+                    )
+                    return
+                total_paginas = result.total_paginas
+                last = result.total_paginas is None or page >= result.total_paginas
+                _post(
+                    messages,
+                    stop,
                     _PageMessage(
                         cp.pk,
-                        finished=True,
-                        total_registros=0 if page == 1 else None,
-                        total_paginas=0 if page == 1 else None,
+                        page=page,
+                        data=result.data,
+                        total_registros=result.total_registros,
+                        total_paginas=result.total_paginas,
                         page_size=page_size,
-                    )
+                        finished=last,
+                        extra=_extra(spec, cp.params),
+                    ),
                 )
-                return
-            total_paginas = result.total_paginas
-            last = result.total_paginas is None or page >= result.total_paginas
-            _post(
-                messages,
-                stop,
-                _PageMessage(
-                    cp.pk,
-                    page=page,
-                    data=result.data,
-                    total_registros=result.total_registros,
-                    total_paginas=result.total_paginas,
-                    page_size=page_size,
-                    finished=last,
-                    extra=_extra(spec, cp.params),
-                ),
-            )
             if last:
                 return
             page += 1
@@ -413,18 +435,6 @@ def _fetch_window(client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_
         messages.put(_PageMessage(cp.pk, error=f"unexpected {type(exc).__name__}: {exc}"))
 
 
-def _post(messages: queue.Queue, stop: threading.Event, message: _PageMessage) -> None:
-    """Hand a page to the ingesting thread and wait until it is committed.
-
-    Waiting keeps each fetcher at most one page ahead of the database, so a run killed at any
-    instant has at most one fetched-but-uncommitted page per fetcher to redo on resume.
-    """
-    messages.put(message)
-    while not message.committed.wait(0.5):
-        if stop.is_set():
-            return
-
-
 def _query(spec: EndpointSpec, cp: SyncCheckpoint, page: int, page_size: int) -> dict:
     params = dict(cp.params)
     if spec.date_params:
@@ -436,6 +446,49 @@ def _query(spec: EndpointSpec, cp: SyncCheckpoint, page: int, page_size: int) ->
     params["pagina"] = page
     params["tamanhoPagina"] = page_size
     return params
+
+
+class _Gate:
+    """At most ``controller.limit`` requests in flight; the limit moves with PNCP's answers."""
+
+    def __init__(self, controller: AdaptiveConcurrency) -> None:
+        self.controller = controller
+        self.active = 0
+        self.condition = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self.condition:
+            while self.active >= self.controller.limit:
+                self.condition.wait(0.1)
+            self.active += 1
+
+    def __exit__(self, *exc) -> None:
+        with self.condition:
+            self.active -= 1
+            self.condition.notify()
+
+
+class _NoGate:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+_NO_GATE = _NoGate()
+
+
+def _post(messages: queue.Queue, stop: threading.Event, message: _PageMessage) -> None:
+    """Hand a page to the ingesting thread and wait until it is committed.
+
+    Waiting keeps each fetcher at most one page ahead of the database, so a run killed at any
+    instant has at most one fetched-but-uncommitted page per fetcher to redo on resume.
+    """
+    messages.put(message)
+    while not message.committed.wait(0.5):
+        if stop.is_set():
+            return
 
 
 def _extra(spec: EndpointSpec, params: dict) -> dict | None:

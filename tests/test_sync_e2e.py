@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -298,3 +298,102 @@ def test_bad_input_exit_status_from_the_shell():
     )
     assert result.returncode != 0
     assert "is after --ate" in result.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_incremental_uses_atualizacao_from_the_watermark_with_overlap(settings):
+    settings.PNCP_INCREMENTAL_OVERLAP_DAYS = 2
+    ds = dataset(seed=13)
+    with FakePNCP(ds) as fake:
+        run = start_run(
+            SyncOptions(resources=["contratos"], desde=START, ate=date(2025, 7, 25)),
+            trigger=SyncRun.Trigger.TEST,
+        )
+        execute_run(run, client=make_client(fake.base_url))
+        key = ds.keys("contratos")[5]
+        ds.update("contratos", key, objetoContrato="MUDOU", at=datetime(2025, 7, 26, 10, 0))
+        fake.reset_log()
+        options = SyncOptions(resources=["contratos"], incremental=True, ate=date(2025, 7, 27))
+        inc = start_run(options, trigger=SyncRun.Trigger.TEST)
+        execute_run(inc, client=make_client(fake.base_url))
+        paths = {r.path for r in fake.requests()}
+        first_days = sorted(r.params["dataInicial"] for r in fake.requests())
+    inc.refresh_from_db()
+    assert paths == {"/v1/contratos/atualizacao"}
+    assert first_days[0] == "20250723"  # watermark 07-25 minus 2 days of overlap
+    assert inc.mode == "incremental" and inc.updated == 1
+    assert Contrato.objects.get(numero_controle_pncp=key).objeto_contrato == "MUDOU"
+    assert inc.params["watermarks"]["contratos"] == "2025-07-27"
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_save_dir_pages_replay_offline_to_the_same_state(tmp_path):
+    ds = dataset(seed=17)
+    with FakePNCP(ds) as fake:
+        sync(fake.base_url, resources=["contratos", "pca"], save_dir=tmp_path)
+    saved = sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.glob("*/*.json"))
+    assert set(saved) == {"contratos", "pca"}
+    before = dict(Contrato.objects.values_list("numero_controle_pncp", "content_hash"))
+    Contrato.objects.all().delete()
+    ItemPCA.objects.all().delete()
+    PlanoContratacao.objects.all().delete()
+    call_command("sync_pncp", "contratos", "pca", from_dir=str(tmp_path))
+    assert dict(Contrato.objects.values_list("numero_controle_pncp", "content_hash")) == before
+    mirror_matches_resource(ds, "pca")
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_pca_by_usuario_records_the_id_usuario_from_the_query():
+    ds = dataset(seed=19)
+    plano = ds.records("pca")[0]
+    id_usuario = ds.id_usuario("pca", plano["idPcaPncp"])
+    with FakePNCP(ds) as fake:
+        options = SyncOptions(
+            resources=["pca"], required={"anoPca": plano["anoPca"], "idUsuario": id_usuario}
+        )
+        run = start_run(options, trigger=SyncRun.Trigger.TEST)
+        execute_run(run, client=make_client(fake.base_url))
+        [request] = fake.requests(path="/v1/pca/usuario")
+    assert request.params["idUsuario"] == str(id_usuario)
+    stored = PlanoContratacao.objects.get(id_pca_pncp=plano["idPcaPncp"])
+    assert stored.id_usuario == id_usuario
+    expected = {
+        p["idPcaPncp"]
+        for p in ds.records("pca")
+        if ds.id_usuario("pca", p["idPcaPncp"]) == id_usuario and p["anoPca"] == plano["anoPca"]
+    }
+    assert set(PlanoContratacao.objects.values_list("id_pca_pncp", flat=True)) == expected
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_proposta_endpoint_imports_open_contratacoes():
+    ds = dataset(seed=23)
+    today = date(2025, 7, 5)
+    with FakePNCP(ds, today=today) as fake:
+        options = SyncOptions(
+            resources=["contratacoes"],
+            endpoint="contratacoes.proposta",
+            ate=date(2025, 12, 31),
+            modalidades=[6, 8],
+        )
+        run = start_run(options, trigger=SyncRun.Trigger.TEST)
+        run.checkpoints.update(window_start=today)
+        execute_run(run, client=make_client(fake.base_url))
+        params = [r.params for r in fake.requests(prefix="/v1/contratacoes/proposta")]
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCESS, run.errors
+    assert {p["codigoModalidadeContratacao"] for p in params} == {"6", "8"}
+    assert all("dataInicial" not in p and p["dataFinal"] == "20251231" for p in params)
+    expected = {
+        r["numeroControlePNCP"]
+        for r in ds.records("contratacoes")
+        if r["modalidadeId"] in (6, 8)
+        and r.get("dataEncerramentoProposta")
+        and "2025-07-05" <= r["dataEncerramentoProposta"][:10] <= "2025-12-31"
+    }
+    assert expected
+    assert set(Contratacao.objects.values_list("numero_controle_pncp", flat=True)) == expected

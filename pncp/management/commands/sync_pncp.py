@@ -153,6 +153,8 @@ class Command(BaseCommand):
             raise CommandError("--window-days must be between 1 and 365")
         if o["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        if o["endpoint"] == "contratacoes.proposta" and ate and ate < date.today():
+            raise CommandError("contratacoes.proposta needs --ate today or later (PNCP: 422)")
         if o["endpoint"] and ENDPOINTS[o["endpoint"]].resource not in resources:
             raise CommandError(f"--endpoint {o['endpoint']} does not serve {resources}")
         filters = {
