@@ -322,7 +322,12 @@ class Ingester:
                 "sync_run_id) "
                 f"SELECT %s, {key_column}, raw, content_hash, last_changed_at, %s, %s "
                 f"FROM {table} WHERE {key_column} IN ({placeholders})",
-                [spec.resource, now, self.run.pk if self.run else None, *keys],
+                [
+                    spec.resource,
+                    connection.ops.adapt_datetimefield_value(now),
+                    self.run.pk if self.run else None,
+                    *keys,
+                ],
             )
 
     # --- links -------------------------------------------------------------------------------

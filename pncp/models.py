@@ -10,12 +10,23 @@ API's hottest filters and a join per filter would not stay fast at millions of r
 """
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 
 from domain_tables import models as dt
 
 PNCP_APP_URL = "https://pncp.gov.br/app"
 MONEY = {"max_digits": 22, "decimal_places": 4, "null": True, "blank": True}
+# Text search configuration of the API's full-text indexes: Portuguese stemming after
+# unaccent (created by migration ``api_search_indexes``; ``pncp.api.selectors`` queries with
+# the very same expression, so PostgreSQL uses the index).
+FTS_CONFIG = "portuguese_unaccent"
+
+
+def _fts_index(column: str, name: str) -> GinIndex:
+    """GIN index of the API's text search on ``column`` (built on PostgreSQL only)."""
+    return GinIndex(SearchVector(column, config=FTS_CONFIG), name=name)
 
 
 def _fk(model, related_name="+", **kwargs):
@@ -75,6 +86,22 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.pk} {','.join(self.resources)} {self.status}"
+
+
+class SyncLock(models.Model):
+    """One row per resource being synced: two runs of one resource never overlap.
+
+    Lives in the database (not a cache) so it holds across processes on any backend, CLI
+    and Celery alike. A lock whose run stopped beating (killed worker) expires on its own.
+    """
+
+    resource = models.CharField(max_length=20, primary_key=True)
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="locks")
+    acquired_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.resource} locked by run #{self.run_id} until {self.expires_at}"
 
 
 class SyncCheckpoint(models.Model):
@@ -344,6 +371,7 @@ class ItemPCA(ImportedRecord):
         indexes = [
             models.Index(fields=["classificacao_superior_codigo", "ano_pca"], name="itempca_csup"),
             models.Index(fields=["codigo_unidade"], name="itempca_codigo_unidade"),
+            _fts_index("descricao_item", "itempca_descricao_fts"),
         ]
 
     def __str__(self) -> str:
@@ -401,6 +429,7 @@ class Contratacao(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
             models.Index(fields=["codigo_municipio_ibge"], name="contratacao_ibge"),
             models.Index(fields=["codigo_unidade"], name="contratacao_codigo_unidade"),
             models.Index(fields=["valor_total_estimado"], name="contratacao_valor"),
+            _fts_index("objeto_compra", "contratacao_objeto_fts"),
         ]
 
     def __str__(self) -> str:
@@ -446,6 +475,13 @@ class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
             models.Index(fields=["data_atualizacao_global"], name="ata_atu"),
             models.Index(fields=["data_publicacao_pncp"], name="ata_pub"),
             models.Index(fields=["codigo_unidade"], name="ata_codigo_unidade"),
+            # API: counting atas in force in a window (a third of the table or more) with
+            # ``cancelado`` is an index-only scan of this narrow index, not a table scan.
+            models.Index(
+                fields=["vigencia_inicio", "vigencia_fim", "cancelado"],
+                name="ata_vigencia_cancelado",
+            ),
+            _fts_index("objeto_contratacao", "ata_objeto_fts"),
         ]
 
     def __str__(self) -> str:
@@ -520,6 +556,7 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
             models.Index(fields=["codigo_municipio_ibge"], name="contrato_ibge"),
             models.Index(fields=["codigo_unidade"], name="contrato_codigo_unidade"),
             models.Index(fields=["valor_global"], name="contrato_valor"),
+            _fts_index("objeto_contrato", "contrato_objeto_fts"),
         ]
 
     def __str__(self) -> str:

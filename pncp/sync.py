@@ -26,6 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from domain_tables.models import ModalidadeContratacao
@@ -38,7 +39,7 @@ from pncp.client import (
     PNCPRequestError,
 )
 from pncp.ingest import Ingester, IngestResult
-from pncp.models import Coverage, SyncCheckpoint, SyncRun
+from pncp.models import Coverage, SyncCheckpoint, SyncLock, SyncRun
 from pncp.resources import DEFAULT_ENDPOINT, ENDPOINTS, INCREMENTAL_ENDPOINT, EndpointSpec
 
 logger = logging.getLogger(__name__)
@@ -238,15 +239,49 @@ def plan_windows(options: SyncOptions, today: date | None = None) -> list[dict]:
 def start_run(options: SyncOptions, *, trigger: str = SyncRun.Trigger.CLI, user=None) -> SyncRun:
     """Validate, plan and record a run with its checkpoints; nothing is fetched yet."""
     windows = plan_windows(options)
-    run = SyncRun.objects.create(
-        resources=options.resources,
-        mode="incremental" if options.incremental else "full",
-        params=options.as_params(),
-        trigger=trigger,
-        started_by=user,
-    )
-    SyncCheckpoint.objects.bulk_create(SyncCheckpoint(run=run, **w) for w in windows)
+    with transaction.atomic():
+        run = SyncRun.objects.create(
+            resources=options.resources,
+            mode="incremental" if options.incremental else "full",
+            params=options.as_params(),
+            trigger=trigger,
+            started_by=user,
+        )
+        acquire_locks(run, options.resources)
+        SyncCheckpoint.objects.bulk_create(SyncCheckpoint(run=run, **w) for w in windows)
     return run
+
+
+LOCK_TTL = timedelta(minutes=30)  # refreshed by every page a run stores
+
+
+class SyncLockedError(SyncInputError):
+    """Another run holds one of the resources: this one exits at once, touching nothing."""
+
+
+def acquire_locks(run: SyncRun, resources: Iterable[str]) -> None:
+    """Take the lock of every resource for ``run`` or raise SyncLockedError (all or nothing)."""
+    resources = list(resources)
+    now = timezone.now()
+    with transaction.atomic():
+        stale = SyncLock.objects.filter(resource__in=resources).exclude(run=run)
+        stale.filter(expires_at__lt=now).delete()
+        stale.exclude(run__status__in=[SyncRun.Status.PENDING, SyncRun.Status.RUNNING]).delete()
+        SyncLock.objects.bulk_create(
+            [SyncLock(resource=r, run=run, expires_at=now + LOCK_TTL) for r in resources],
+            ignore_conflicts=True,
+        )
+        held = SyncLock.objects.filter(resource__in=resources).exclude(run=run)
+        held = list(held.select_related("run"))
+        if held:
+            SyncLock.objects.filter(run=run).delete()
+            lock = held[0]
+            raise SyncLockedError(
+                f"{lock.resource} is already being synced by run #{lock.run_id} "
+                f"({lock.run.trigger}, started {lock.acquired_at:%Y-%m-%d %H:%M:%S}); "
+                "this run exits without doing anything"
+            )
+        SyncLock.objects.filter(run=run).update(expires_at=now + LOCK_TTL)
 
 
 # --- running --------------------------------------------------------------------------------
@@ -271,9 +306,17 @@ def execute_run(
     *,
     client: PNCPClient | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    checkpoint_ids: list[int] | None = None,
+    finish: bool = True,
 ) -> Progress:
-    """Fetch every unfinished window of ``run``; safe to call again to resume it."""
+    """Fetch every unfinished window of ``run``; safe to call again to resume it.
+
+    ``checkpoint_ids`` limits it to some windows (a Celery task per window); ``finish=False``
+    leaves closing the run (status, watermarks, lock) to whoever runs the last window.
+    """
     options = SyncOptions.from_params(run.params)
+    if checkpoint_ids is not None:
+        options.concurrency = 1
     workers = max(1, options.concurrency if _parallel_ok() else 1)
     client = client or PNCPClient()
     if client.concurrency is None:
@@ -284,12 +327,15 @@ def execute_run(
     gate = _Gate(client.concurrency)
     ingester = Ingester(run)
     progress = Progress()
-    pending = list(run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).order_by("id"))
-    progress.windows_total = run.checkpoints.count()
+    candidates = run.checkpoints.all()
+    if checkpoint_ids is not None:
+        candidates = candidates.filter(pk__in=checkpoint_ids)
+    pending = list(candidates.exclude(status=SyncCheckpoint.Status.DONE).order_by("id"))
+    progress.windows_total = candidates.count()
     progress.windows_done = progress.windows_total - len(pending)
-    run.status = SyncRun.Status.RUNNING
-    run.started_at = run.started_at or timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.RUNNING, started_at=run.started_at or timezone.now()
+    )
 
     checkpoints = {cp.pk: cp for cp in pending}
     attempts: dict[int, int] = {}
@@ -334,7 +380,9 @@ def execute_run(
             work.put(None)
         for thread in threads:
             thread.join(timeout=5)
-    _close_run(run, options, progress)
+    add_counts(run, progress)
+    if finish:
+        finish_run(run)
     return progress
 
 
@@ -537,7 +585,9 @@ def _ingest_page(run, ingester, cp: SyncCheckpoint, message: _PageMessage, progr
                 "updated_at",
             ]
         )
-        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        now = timezone.now()
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+        SyncLock.objects.filter(run=run).update(expires_at=now + LOCK_TTL)
     progress.pages += 1
     progress.result.add(result)
 
@@ -597,34 +647,49 @@ def _record_coverage(run, cp: SyncCheckpoint) -> None:
     )
 
 
-def _close_run(run: SyncRun, options: SyncOptions, progress: Progress) -> None:
-    checkpoints = run.checkpoints.values_list("resource", "status")
+def add_counts(run: SyncRun, progress: Progress) -> None:
+    """Add what this process did to the run's totals (F() updates: tasks run in parallel)."""
+    SyncRun.objects.filter(pk=run.pk).update(
+        pages=F("pages") + progress.pages,
+        created=F("created") + progress.result.created,
+        updated=F("updated") + progress.result.updated,
+        unchanged=F("unchanged") + progress.result.unchanged,
+        rejected=F("rejected") + progress.result.rejected,
+        retries=F("retries") + progress.retries,
+    )
+
+
+def finish_run(run: SyncRun) -> SyncRun:
+    """Status from the checkpoints, watermarks of fully done resources, locks released."""
+    run.refresh_from_db()
+    options = SyncOptions.from_params(run.params) if "resources" in run.params else None
     by_resource: dict[str, set] = {}
-    for resource, status in checkpoints:
+    for resource, status in run.checkpoints.values_list("resource", "status"):
         by_resource.setdefault(resource, set()).add(status)
     watermarks = dict(run.params.get("watermarks") or {})
-    if options.ate or options.incremental:
+    if options and (options.ate or options.incremental):
         ate = (options.ate or timezone.localdate()).isoformat()
         for resource, statuses in by_resource.items():
             if statuses == {SyncCheckpoint.Status.DONE}:
                 watermarks[resource] = ate
-    failed = (
-        progress.windows_failed
-        or run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).exists()
-    )
+    failures = [
+        f"{key}: {status}: {error}"
+        for key, status, error in run.checkpoints.exclude(
+            status=SyncCheckpoint.Status.DONE
+        ).values_list("key", "status", "error")[:500]
+    ]
     run.params = {**run.params, "watermarks": watermarks}
-    run.status = SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCESS
-    if failed and not progress.records:
+    if not failures:
+        run.status = SyncRun.Status.SUCCESS
+    elif run.created + run.updated + run.unchanged:
+        run.status = SyncRun.Status.PARTIAL
+    else:
         run.status = SyncRun.Status.FAILED
     run.finished_at = timezone.now()
-    run.pages += progress.pages
-    run.created += progress.result.created
-    run.updated += progress.result.updated
-    run.unchanged += progress.result.unchanged
-    run.rejected += progress.result.rejected
-    run.retries += progress.retries
-    run.errors = [*run.errors, *progress.failures][-500:]
-    run.save()
+    run.errors = failures
+    run.save(update_fields=["params", "status", "finished_at", "errors"])
+    SyncLock.objects.filter(run=run).delete()
+    return run
 
 
 def resume_run(run_id: int | None = None) -> SyncRun:
@@ -634,6 +699,7 @@ def resume_run(run_id: int | None = None) -> SyncRun:
     run = runs.get(pk=run_id) if run_id else runs.order_by("-created_at").first()
     if run is None:
         raise SyncInputError("there is no interrupted or failed run to resume")
+    acquire_locks(run, run.resources)
     run.status = SyncRun.Status.RUNNING
     run.checkpoints.filter(status=SyncCheckpoint.Status.FAILED).update(
         status=SyncCheckpoint.Status.PENDING, attempts=0
@@ -703,6 +769,7 @@ def import_from_dir(
         progress.windows_done += 1
         if on_progress:
             on_progress(progress)
-    options = SyncOptions(resources=list(resources))
-    _close_run(run, options, progress)
+    add_counts(run, progress)
+    finish_run(run)
+    run.refresh_from_db()
     return run, progress
