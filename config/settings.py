@@ -5,6 +5,7 @@ set -> PostgreSQL through psycopg 3. Production (DEBUG off) refuses to start wit
 default secret key.
 """
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -205,6 +206,16 @@ SPECTACULAR_SETTINGS = {
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
+# A window task runs minutes, not hours; the hard limit stays well below the Redis
+# visibility timeout so an unacknowledged task is never redelivered while it still runs.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 300
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600),
+    # Extra kombu options as JSON, e.g. faster restore of unacked messages in tests.
+    **json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS_JSON") or "{}"),
+}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
