@@ -37,7 +37,8 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
-DEFAULT_SECRET_KEY = "insecure-dev-key-change-me"
+# Long enough for HS256 JWT signing (≥ 32 bytes), and refused in production anyway.
+DEFAULT_SECRET_KEY = "insecure-dev-key-change-me-never-use-in-production"
 SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", True)
 if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
@@ -136,9 +137,15 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Cache / Redis --------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The default cache also holds the API throttling counters: with Redis they are shared by every
+# worker, so a limit means the same thing however many processes serve the API.
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "pncp-mirror",
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -153,13 +160,23 @@ PNCP_USER_AGENT = os.environ.get(
 PNCP_INCREMENTAL_OVERLAP_DAYS = env_int("PNCP_INCREMENTAL_OVERLAP_DAYS", 2)
 
 # --- CORS and security ----------------------------------------------------------------------
+# CORS is an explicit allowlist of origins, never allow-all, and only for the API: browsers
+# call it with a bearer token, not cookies, so credentials are not allowed either.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-REFERRER_POLICY = "same-origin"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes and scrapers call these over plain HTTP from inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -180,14 +197,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "pncp.api.pagination.PNCPPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pncp.api.exceptions.api_exception_handler",
+    # Per user when authenticated, per client IP when anonymous; counters live in the default
+    # cache (Redis when REDIS_URL is set). The classes read the rates below at request time.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "accounts.throttling.AnonThrottle",
+        "accounts.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
         "user": os.environ.get("API_THROTTLE_USER", "600/min"),
+        # token obtain/refresh/verify and logout, per client IP: slows password guessing
+        "auth": os.environ.get("API_THROTTLE_AUTH", "30/min"),
     },
+    # How many reverse proxies sit in front of us: the client IP of anonymous throttling is
+    # taken from X-Forwarded-For only that deep, so clients cannot forge it (0: REMOTE_ADDR).
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
@@ -196,11 +220,42 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "pncp-mirror API",
-    "DESCRIPTION": "A fast, complete, auditable mirror of PNCP procurement data.",
+    "DESCRIPTION": (
+        "A fast, complete, auditable mirror of PNCP procurement data.\n\n"
+        "Autenticação: `POST /api/v1/auth/token/` com usuário e senha devolve um par de tokens "
+        "JWT; envie o `access` (15 min) em `Authorization: Bearer <token>` e renove-o com o "
+        "`refresh` (1 dia, rotativo) em `POST /api/v1/auth/token/refresh/`. Parâmetros e "
+        "envelope de paginação seguem a API de Consulta do PNCP. Todo erro 4xx/5xx tem o "
+        "formato `Erro`."
+    ),
     "VERSION": "1.0.0",
+    # The docs are public; what they describe still needs a token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "deepLinking": True},
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.User.Role",
+        "SyncRunStatusEnum": "pncp.models.SyncRun.Status",
+        "SyncTriggerEnum": "pncp.models.SyncRun.Trigger",
+        "CheckpointStatusEnum": "pncp.models.SyncCheckpoint.Status",
+        "CoverageStatusEnum": "pncp.models.Coverage.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pncp.api.openapi.document_error_responses",
+    ],
+    "TAGS": [
+        {"name": "auth", "description": "Tokens JWT, logout e o usuário atual."},
+        {"name": "operações", "description": "Execuções, cobertura e quarentena (operadores)."},
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

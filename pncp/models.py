@@ -371,6 +371,19 @@ class ItemPCA(ImportedRecord):
         indexes = [
             models.Index(fields=["classificacao_superior_codigo", "ano_pca"], name="itempca_csup"),
             models.Index(fields=["codigo_unidade"], name="itempca_codigo_unidade"),
+            # API: each narrowing filter of /pca/ with the year, in the page order (plano,
+            # item), so a page is read in order within the filter, never by walking all years.
+            models.Index(
+                fields=["classificacao_superior_codigo", "ano_pca", "plano", "numero_item"],
+                name="itempca_csup_ano_ordem",
+            ),
+            models.Index(
+                fields=["orgao", "ano_pca", "plano", "numero_item"], name="itempca_orgao_ano_ordem"
+            ),
+            models.Index(
+                fields=["codigo_unidade", "ano_pca", "plano", "numero_item"],
+                name="itempca_unidade_ano_ordem",
+            ),
             _fts_index("descricao_item", "itempca_descricao_fts"),
         ]
 

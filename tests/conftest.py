@@ -46,3 +46,18 @@ def make_client(base_url: str, **overrides):
     )
     kwargs.update(overrides)
     return PNCPClient(base_url, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(settings):
+    """Each test gets its own empty cache: with REDIS_URL set (as in CI) API throttle counters
+    would otherwise be shared between tests and between test runs."""
+    import uuid
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    yield

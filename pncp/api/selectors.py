@@ -1,0 +1,330 @@
+"""Read-side querysets of the mirrored records, shared by the API (and, later, the admin).
+
+Every list selector returns an **ordered** queryset (stable pages: date desc, id desc unless
+the resource has a better natural order) with exactly the columns and joins its serializer
+reads: ``only()`` keeps the raw payload and the bookkeeping columns out of every page, and
+``select_related`` brings the órgão, unidade and domain-code names in the same query, so a
+page costs one query whatever its size.
+
+Full-text search uses PostgreSQL's text search with the ``portuguese_unaccent``
+configuration (Portuguese stemming after removing accents, created by migration
+``0005_api_search_indexes``): "veiculo" finds "veículos", "aquisicao" finds "Aquisição",
+"servicos" finds "serviço". The query is written with the very expression of the GIN index
+(``to_tsvector('portuguese_unaccent', COALESCE(column, ''))``) so PostgreSQL uses it. SQLite
+(the demo) falls back to ``icontains``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Prefetch, QuerySet
+
+from domain_tables.models import TABLES
+from pncp.models import (
+    FTS_CONFIG,
+    AtaRegistroPreco,
+    Contratacao,
+    Contrato,
+    ItemPCA,
+    PlanoContratacao,
+)
+
+BOOKKEEPING = {"raw", "content_hash", "first_seen_at", "last_seen_at", "last_changed_at"}
+
+ORGAO_FIELDS = ("razao_social", "poder_id", "esfera_id")
+UNIDADE_FIELDS = (
+    "codigo_unidade",
+    "nome_unidade",
+    "municipio_nome",
+    "codigo_ibge",
+    "uf_sigla",
+    "uf_nome",
+)
+
+
+def _own_fields(model, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Every concrete column of ``model`` but the payload/bookkeeping ones (by attname)."""
+    skip = BOOKKEEPING | {"sync_run"} | set(exclude)
+    return [f.attname for f in model._meta.concrete_fields if f.name not in skip]
+
+
+def _related(prefix: str, fields: tuple[str, ...]) -> list[str]:
+    return [f"{prefix}__{name}" for name in fields]
+
+
+def _orgao_unidade(prefix: str = "") -> list[str]:
+    return [
+        *_related(f"{prefix}orgao", ORGAO_FIELDS),
+        *_related(f"{prefix}unidade", UNIDADE_FIELDS),
+        *_related(f"{prefix}orgao_sub_rogado", ORGAO_FIELDS),
+        *_related(f"{prefix}unidade_sub_rogada", UNIDADE_FIELDS),
+    ]
+
+
+ORGAO_RELATIONS = ("orgao", "unidade", "orgao_sub_rogado", "unidade_sub_rogada")
+
+# --- text search ----------------------------------------------------------------------------
+
+
+def text_search(qs: QuerySet, column: str, q: str) -> QuerySet:
+    """Records whose ``column`` matches the words of ``q`` (web-search syntax on PostgreSQL:
+    ``"frase exata"``, ``-excluir``, ``or``)."""
+    q = (q or "").strip()
+    if not q:
+        return qs
+    if connection.vendor != "postgresql":
+        for word in q.split():
+            qs = qs.filter(**{f"{column}__icontains": word})
+        return qs
+    vector = SearchVector(column, config=FTS_CONFIG)
+    query = SearchQuery(q, config=FTS_CONFIG, search_type="websearch")
+    return qs.alias(_fts=vector).filter(_fts=query)
+
+
+# --- contratações ---------------------------------------------------------------------------
+
+CONTRATACAO_CODES = (
+    "modalidade",
+    "modo_disputa",
+    "instrumento_convocatorio",
+    "amparo_legal",
+    "situacao",
+    "orcamento_sigiloso",
+)
+
+
+def contratacao_queryset() -> QuerySet[Contratacao]:
+    return (
+        Contratacao.objects.select_related(*ORGAO_RELATIONS, *CONTRATACAO_CODES)
+        .only(
+            *_own_fields(Contratacao),
+            *_orgao_unidade(),
+            *_related("modalidade", ("nome",)),
+            *_related("modo_disputa", ("nome",)),
+            *_related("instrumento_convocatorio", ("nome",)),
+            *_related("amparo_legal", ("nome", "descricao")),
+            *_related("situacao", ("nome",)),
+            *_related("orcamento_sigiloso", ("nome",)),
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+
+
+def contratacao_get(numero_controle_pncp: str) -> Contratacao | None:
+    return contratacao_queryset().filter(numero_controle_pncp=numero_controle_pncp).first()
+
+
+def contratacao_by_compra(cnpj: str, ano: int, sequencial: int) -> Contratacao | None:
+    """PNCP's ``/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}``."""
+    return (
+        contratacao_queryset()
+        .filter(orgao_id=cnpj, ano_compra=ano, sequencial_compra=sequencial)
+        .first()
+    )
+
+
+def atas_of_contratacao(contratacao: Contratacao) -> QuerySet[AtaRegistroPreco]:
+    """Summaries of the atas of a contratação (linked by its número de controle)."""
+    return (
+        AtaRegistroPreco.objects.filter(
+            numero_controle_pncp_compra=contratacao.numero_controle_pncp
+        )
+        .only(
+            "id",
+            "numero_controle_pncp_ata",
+            "numero_ata_registro_preco",
+            "ano_ata",
+            "cancelado",
+            "vigencia_inicio",
+            "vigencia_fim",
+            "data_publicacao_pncp",
+        )
+        .order_by("numero_controle_pncp_ata")
+    )
+
+
+def contratos_of_contratacao(contratacao: Contratacao) -> QuerySet[Contrato]:
+    return (
+        Contrato.objects.filter(numero_controle_pncp_compra=contratacao.numero_controle_pncp)
+        .select_related("tipo_contrato")
+        .only(
+            "id",
+            "numero_controle_pncp",
+            "numero_contrato_empenho",
+            "ano_contrato",
+            "sequencial_contrato",
+            "tipo_contrato__nome",
+            "ni_fornecedor",
+            "nome_razao_social_fornecedor",
+            "valor_global",
+            "data_vigencia_inicio",
+            "data_vigencia_fim",
+            "data_publicacao_pncp",
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+
+
+# --- contratos ------------------------------------------------------------------------------
+
+CONTRATO_CODES = ("tipo_contrato", "categoria_processo")
+
+
+def contrato_queryset() -> QuerySet[Contrato]:
+    return (
+        Contrato.objects.select_related(*ORGAO_RELATIONS, *CONTRATO_CODES)
+        .only(
+            *_own_fields(Contrato, exclude=("contratacao",)),
+            *_orgao_unidade(),
+            *_related("tipo_contrato", ("nome",)),
+            *_related("categoria_processo", ("nome",)),
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+
+
+def contrato_get(numero_controle_pncp: str) -> Contrato | None:
+    return contrato_queryset().filter(numero_controle_pncp=numero_controle_pncp).first()
+
+
+# --- atas -----------------------------------------------------------------------------------
+
+
+def ata_queryset() -> QuerySet[AtaRegistroPreco]:
+    return (
+        AtaRegistroPreco.objects.select_related(*ORGAO_RELATIONS)
+        .only(
+            *_own_fields(AtaRegistroPreco, exclude=("contratacao",)),
+            *_orgao_unidade(),
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+
+
+def ata_get(numero_controle_pncp_ata: str) -> AtaRegistroPreco | None:
+    return ata_queryset().filter(numero_controle_pncp_ata=numero_controle_pncp_ata).first()
+
+
+# --- PCA ------------------------------------------------------------------------------------
+
+PLANO_FIELDS = (
+    "id_pca_pncp",
+    "ano_pca",
+    "id_usuario",
+    "codigo_unidade",
+    "data_publicacao_pncp",
+    "data_atualizacao_global_pca",
+    "orgao_id",
+    "unidade_id",
+)
+
+
+def item_pca_queryset() -> QuerySet[ItemPCA]:
+    """PCA itens, ordered by plano then item number, with their plano's identification.
+
+    The planos come by a prefetch (one ``id IN (...)`` query per page) rather than a join:
+    a join lets PostgreSQL merge-join the page against the planos' primary key from its
+    first row, i.e. walk every older plano.
+    """
+    return (
+        ItemPCA.objects.select_related("orgao")
+        .only(*_own_fields(ItemPCA), *_related("orgao", ("razao_social",)))
+        .prefetch_related(
+            Prefetch(
+                "plano",
+                queryset=PlanoContratacao.objects.select_related("unidade").only(
+                    *PLANO_FIELDS, "unidade__nome_unidade"
+                ),
+            )
+        )
+        .order_by("plano_id", "numero_item")
+    )
+
+
+def planos_of_usuario(id_usuario: int, ano_pca: int | None = None) -> QuerySet:
+    """Ids of the planos a publishing system sent (a subquery for filtering itens)."""
+    planos = PlanoContratacao.objects.filter(id_usuario=id_usuario)
+    if ano_pca is not None:
+        planos = planos.filter(ano_pca=ano_pca)
+    return planos.values("id")
+
+
+def _itens_prefetch() -> Prefetch:
+    return Prefetch(
+        "itens",
+        queryset=ItemPCA.objects.only(
+            *_own_fields(ItemPCA, exclude=("orgao", "ano_pca", "codigo_unidade"))
+        ).order_by("numero_item"),
+    )
+
+
+def plano_queryset(*, with_itens: bool = True) -> QuerySet[PlanoContratacao]:
+    qs = (
+        PlanoContratacao.objects.select_related("orgao", "unidade")
+        .only(
+            *_own_fields(PlanoContratacao),
+            *_related("orgao", ("razao_social",)),
+            *_related("unidade", ("nome_unidade",)),
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+    return qs.prefetch_related(_itens_prefetch()) if with_itens else qs
+
+
+def plano_get(id_pca_pncp: str) -> PlanoContratacao | None:
+    return plano_queryset().filter(id_pca_pncp=id_pca_pncp).first()
+
+
+# --- domain tables --------------------------------------------------------------------------
+
+_CODE_CACHE_SECONDS = 300.0
+_code_cache: dict[str, tuple[float, frozenset]] = {}
+_code_lock = threading.Lock()
+
+
+def domain_code_exists(table_key: str, code) -> bool:
+    """Whether ``code`` is in the domain table ``table_key``.
+
+    Codes are cached per process for a few minutes (validating a filter must not cost a
+    query per request); a code missing from the cache is looked up once more in the
+    database, so codes an import has just added are accepted at once.
+    """
+    model = TABLES[table_key]
+    now = time.monotonic()
+    with _code_lock:
+        cached = _code_cache.get(table_key)
+    if cached is not None and cached[0] > now and code in cached[1]:
+        return True
+    if cached is not None and cached[0] > now and not model.objects.filter(codigo=code).exists():
+        return False
+    codes = frozenset(model.objects.values_list("codigo", flat=True))
+    with _code_lock:
+        _code_cache[table_key] = (now + _CODE_CACHE_SECONDS, codes)
+    return code in codes
+
+
+def domain_tables_summary() -> list[dict]:
+    """Every domain table with its row count, in one query (a UNION of counts)."""
+    parts, params = [], []
+    for key, model in TABLES.items():
+        parts.append(f"SELECT %s, COUNT(*) FROM {model._meta.db_table}")
+        params.append(key)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        counts = dict(cursor.fetchall())
+    return [
+        {"key": key, "name": str(model._meta.verbose_name_plural), "count": counts.get(key, 0)}
+        for key, model in TABLES.items()
+    ]
+
+
+def domain_codes(table_key: str) -> QuerySet:
+    return (
+        TABLES[table_key]
+        .objects.only("codigo", "nome", "descricao", "novo_em_importacao", "ativo")
+        .order_by("codigo")
+    )

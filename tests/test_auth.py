@@ -1,0 +1,378 @@
+"""JWT auth, roles and throttling, seen from an API client.
+
+Records endpoints answer consumers, operators and staff (and anonymous callers only when
+``API_ANONYMOUS_READ`` is on); operator endpoints answer operators and staff only. Until the
+records API is routed, a tiny test-only view with the project's default permission stands in
+for it; once ``/api/v1/dominios/`` exists it is checked too.
+"""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.urls import Resolver404, path, resolve
+from rest_framework.response import Response
+from rest_framework.test import APIClient
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from accounts.models import User
+from config.urls import handler404 as project_handler404
+from config.urls import handler500 as project_handler500
+from config.urls import urlpatterns as project_urlpatterns
+
+PASSWORD = "c0rrect-h0rse-battery"
+OPS_ENDPOINTS = ["/api/v1/sync-runs/", "/api/v1/coverage/", "/api/v1/quarantine/"]
+PROBE = "/test-only/records/"
+
+
+class RecordsProbe(APIView):
+    """A records endpoint in miniature: the project's default permission and throttles."""
+
+    def get(self, request):
+        return Response({"data": []})
+
+    def post(self, request):
+        return Response({"ok": True})
+
+
+def boom(request):
+    raise RuntimeError("a bug outside DRF")
+
+
+urlpatterns = [
+    path(PROBE.strip("/") + "/", RecordsProbe.as_view()),
+    path("api/test-only/boom/", boom),
+    *project_urlpatterns,
+]
+handler404, handler500 = project_handler404, project_handler500
+
+
+def _dominios_routed() -> bool:
+    try:
+        resolve("/api/v1/dominios/")
+    except Resolver404:
+        return False
+    return True
+
+
+RECORDS_ENDPOINTS = [
+    PROBE,
+    pytest.param(
+        "/api/v1/dominios/",
+        marks=pytest.mark.skipif(not _dominios_routed(), reason="records API not routed yet"),
+    ),
+]
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(settings):
+    """A private cache per test (throttling counters never leak), and fast password hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-auth-{uuid.uuid4()}",
+        }
+    }
+
+
+@pytest.fixture
+def make_user(db):
+    def make(role="consumer", **extra):
+        username = extra.pop("username", f"{role}-{uuid.uuid4().hex[:8]}")
+        return User.objects.create_user(
+            username, f"{username}@example.org", PASSWORD, role=role, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def users(make_user):
+    return {
+        "consumer": make_user("consumer"),
+        "operator": make_user("operator"),
+        "staff": make_user("staff", is_staff=True),
+    }
+
+
+def client_for(user=None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+def assert_error(response, status: int, error: str | None = None):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert {"status", "error", "message", "path"} <= set(body), body
+    assert body["status"] == status
+    assert body["path"] == response.wsgi_request.path
+    assert body["message"]
+    if error is not None:
+        assert body["error"] == error, body
+    return body
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_obtain_a_token_pair_and_use_it(make_user):
+    user = make_user("consumer", username="ana")
+    response = APIClient().post(
+        "/api/v1/auth/token/", {"username": "ana", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    pair = response.json()
+    assert set(pair) == {"access", "refresh"}
+    me = APIClient(headers={"Authorization": f"Bearer {pair['access']}"}).get("/api/v1/auth/me/")
+    assert me.status_code == 200
+    assert me.json()["username"] == "ana"
+    user.refresh_from_db()
+    assert user.last_login is not None
+
+
+def test_obtain_refuses_wrong_password_inactive_users_and_missing_fields(make_user):
+    make_user("consumer", username="ana")
+    make_user("consumer", username="bia", is_active=False)
+    client = APIClient()
+    wrong = client.post(
+        "/api/v1/auth/token/", {"username": "ana", "password": "nope"}, format="json"
+    )
+    assert_error(wrong, 401)
+    inactive = client.post(
+        "/api/v1/auth/token/", {"username": "bia", "password": PASSWORD}, format="json"
+    )
+    assert_error(inactive, 401)
+    missing = client.post("/api/v1/auth/token/", {"username": "ana"}, format="json")
+    body = assert_error(missing, 400, "invalid")
+    assert "password" in body["detail"]
+
+
+def test_refresh_rotates_and_blacklists_the_old_refresh_token(make_user):
+    old = str(RefreshToken.for_user(make_user()))
+    client = APIClient()
+    response = client.post("/api/v1/auth/token/refresh/", {"refresh": old}, format="json")
+    assert response.status_code == 200, response.content
+    pair = response.json()
+    assert set(pair) == {"access", "refresh"}
+    assert pair["refresh"] != old
+    AccessToken(pair["access"])  # a valid access token
+
+    reuse = client.post("/api/v1/auth/token/refresh/", {"refresh": old}, format="json")
+    assert_error(reuse, 401, "token_not_valid")
+
+    again = client.post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
+    assert again.status_code == 200
+
+
+def test_refresh_refuses_an_access_token_and_garbage(make_user):
+    access = str(RefreshToken.for_user(make_user()).access_token)
+    client = APIClient()
+    for bad in (access, "not-a-token"):
+        response = client.post("/api/v1/auth/token/refresh/", {"refresh": bad}, format="json")
+        assert_error(response, 401, "token_not_valid")
+
+
+def test_verify(make_user):
+    refresh = RefreshToken.for_user(make_user())
+    client = APIClient()
+    for token in (str(refresh.access_token), str(refresh)):
+        response = client.post("/api/v1/auth/token/verify/", {"token": token}, format="json")
+        assert response.status_code == 200
+        assert response.json() == {}
+    bad = client.post("/api/v1/auth/token/verify/", {"token": "x.y.z"}, format="json")
+    assert_error(bad, 401, "token_not_valid")
+    assert_error(client.post("/api/v1/auth/token/verify/", {}, format="json"), 400, "invalid")
+
+
+def test_logout_blacklists_the_refresh_token(make_user):
+    refresh = str(RefreshToken.for_user(make_user()))
+    client = APIClient()
+    response = client.post("/api/v1/auth/logout/", {"refresh": refresh}, format="json")
+    assert response.status_code == 205
+    assert response.content == b""
+
+    after = client.post("/api/v1/auth/token/refresh/", {"refresh": refresh}, format="json")
+    assert_error(after, 401, "token_not_valid")
+    twice = client.post("/api/v1/auth/logout/", {"refresh": refresh}, format="json")
+    assert_error(twice, 401, "token_not_valid")
+    assert_error(client.post("/api/v1/auth/logout/", {}, format="json"), 400, "invalid")
+    garbage = client.post("/api/v1/auth/logout/", {"refresh": "garbage"}, format="json")
+    assert_error(garbage, 401, "token_not_valid")
+
+
+def test_an_expired_access_token_is_refused(make_user):
+    token = RefreshToken.for_user(make_user()).access_token
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    response = APIClient(headers={"Authorization": f"Bearer {token}"}).get(PROBE)
+    assert_error(response, 401, "token_not_valid")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_malformed_bearer_token_is_refused():
+    response = APIClient(headers={"Authorization": "Bearer nonsense"}).get(PROBE)
+    assert_error(response, 401, "token_not_valid")
+
+
+def test_errors_outside_drf_keep_the_error_shape_under_api():
+    client = APIClient(raise_request_exception=False)
+    assert_error(client.get("/api/test-only/boom/"), 500, "server_error")
+    assert_error(client.get("/api/v1/no-such-thing/"), 404, "not_found")
+
+
+# --- /me ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "is_operator", "is_staff"),
+    [("consumer", False, False), ("operator", True, False), ("staff", True, True)],
+)
+def test_me_for_each_role(users, role, is_operator, is_staff):
+    user = users[role]
+    response = client_for(user).get("/api/v1/auth/me/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "role": role,
+        "isOperator": is_operator,
+        "isStaff": is_staff,
+    }
+
+
+def test_me_needs_a_token_even_with_anonymous_read(settings):
+    settings.API_ANONYMOUS_READ = True
+    assert_error(APIClient().get("/api/v1/auth/me/"), 401, "not_authenticated")
+
+
+# --- roles on records and operator endpoints ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", RECORDS_ENDPOINTS)
+def test_records_endpoints_need_a_token_by_default(url, settings):
+    assert settings.API_ANONYMOUS_READ is False
+    body = assert_error(APIClient().get(url), 401, "not_authenticated")
+    assert body["message"]
+
+
+@pytest.mark.parametrize("url", RECORDS_ENDPOINTS)
+@pytest.mark.parametrize("role", ["consumer", "operator", "staff"])
+def test_every_role_reads_records(url, role, users):
+    assert client_for(users[role]).get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", RECORDS_ENDPOINTS)
+def test_anonymous_read_when_enabled(url, settings):
+    settings.API_ANONYMOUS_READ = True
+    assert APIClient().get(url).status_code == 200
+
+
+def test_records_are_read_only_for_every_role(users, settings):
+    settings.API_ANONYMOUS_READ = True
+    assert_error(APIClient().post(PROBE, {}, format="json"), 401, "not_authenticated")
+    for user in users.values():
+        assert_error(client_for(user).post(PROBE, {}, format="json"), 403, "permission_denied")
+
+
+@pytest.mark.parametrize("url", OPS_ENDPOINTS)
+def test_operator_endpoints_by_role(url, users, make_user, settings):
+    settings.API_ANONYMOUS_READ = True  # never opens the operator endpoints
+    assert_error(APIClient().get(url), 401, "not_authenticated")
+    assert_error(client_for(users["consumer"]).get(url), 403, "permission_denied")
+    assert client_for(users["operator"]).get(url).status_code == 200
+    assert client_for(users["staff"]).get(url).status_code == 200
+    superuser = make_user("consumer", is_superuser=True, is_staff=True)
+    assert client_for(superuser).get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", OPS_ENDPOINTS)
+def test_operator_endpoints_are_read_only(url, users):
+    response = client_for(users["operator"]).post(url, {}, format="json")
+    assert_error(response, 405)
+
+
+# --- throttling -----------------------------------------------------------------------------
+
+
+def set_rates(settings, **rates):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "1000/min", "auth": "1000/min"}
+        | rates,
+    }
+
+
+def test_authenticated_users_are_throttled_per_user(settings, users):
+    set_rates(settings, user="3/min")
+    consumer, operator = client_for(users["consumer"]), client_for(users["operator"])
+    for _ in range(3):
+        assert consumer.get(PROBE).status_code == 200
+    response = consumer.get(PROBE)
+    body = assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+    assert body["retry_after"] == response["Retry-After"]
+    # another user has a budget of their own
+    assert operator.get(PROBE).status_code == 200
+
+
+def test_anonymous_callers_are_throttled_per_ip(settings):
+    settings.API_ANONYMOUS_READ = True
+    set_rates(settings, anon="2/min")
+    one = APIClient(REMOTE_ADDR="203.0.113.1")
+    other = APIClient(REMOTE_ADDR="203.0.113.2")
+    assert one.get(PROBE).status_code == 200
+    assert one.get(PROBE).status_code == 200
+    assert_error(one.get(PROBE), 429, "throttled")
+    # a forged X-Forwarded-For does not buy a fresh budget (NUM_PROXIES = 0)
+    assert_error(one.get(PROBE, HTTP_X_FORWARDED_FOR="198.51.100.9"), 429, "throttled")
+    assert other.get(PROBE).status_code == 200
+
+
+def test_token_endpoints_are_throttled_per_ip(settings, make_user):
+    set_rates(settings, auth="2/min")
+    make_user("consumer", username="ana")
+    client = APIClient()
+    for _ in range(2):
+        bad = client.post(
+            "/api/v1/auth/token/", {"username": "ana", "password": "x"}, format="json"
+        )
+        assert bad.status_code == 401
+    good = client.post(
+        "/api/v1/auth/token/", {"username": "ana", "password": PASSWORD}, format="json"
+    )
+    assert_error(good, 429, "throttled")
+
+
+def test_throttling_counters_live_in_the_default_cache_redis_in_production(settings, users):
+    """With Redis as the default cache (production), counters are shared by every process."""
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    set_rates(settings, user="2/min")
+    client = client_for(users["consumer"])
+    assert client.get(PROBE).status_code == 200
+    assert client.get(PROBE).status_code == 200
+    assert_error(client.get(PROBE), 429, "throttled")
+    from django.core.cache import cache
+
+    key = f"throttle_user_{users['consumer'].pk}"
+    assert len(cache.get(key)) == 2
+    cache.delete(key)
+    assert client.get(PROBE).status_code == 200
+    cache.delete(key)
