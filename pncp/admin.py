@@ -984,3 +984,146 @@ def retry_rejected(rejected: RejectedRecord) -> bool:
             attempts=F("attempts") + 1, reason=again or rejected.reason
         )
     return False
+
+
+# --- PNCP contract checks (``sync_pncp check``) ------------------------------------------------
+
+from pncp.models import ContractCheck  # noqa: E402  (kept with its admin)
+
+
+@admin.register(ContractCheck)
+class ContractCheckAdmin(ReadOnlyAdmin):
+    """Each check's findings, read-only: what drifted, what was expected, what PNCP answered."""
+
+    list_display = ("created_at", "status", "window", "endpoints", "drift_count", "trigger")
+    list_filter = ("status",)
+    search_fields = ("status", "trigger")
+    ordering = ("-created_at",)
+    fields = ("created_at", "status", "window", "endpoints", "trigger", "findings_table")
+    readonly_fields = fields
+
+    @admin.display(description="drift findings")
+    def drift_count(self, obj):
+        return sum(1 for f in obj.findings if f.get("drift"))
+
+    @admin.display(description="findings")
+    def findings_table(self, obj):
+        rows = sorted(obj.findings, key=lambda f: (not f.get("drift"), not f.get("error")))
+        return format_html(
+            "<table><tr><th>endpoint</th><th>check</th><th>expected</th><th>observed</th>"
+            "<th>result</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        f.get("endpoint"),
+                        f.get("check"),
+                        f.get("expected"),
+                        f.get("observed"),
+                        "DRIFT" if f.get("drift") else "ERROR" if f.get("error") else "ok",
+                    )
+                    for f in rows
+                ),
+            ),
+        )
+
+
+# --- Itens and resultados of contratações, fornecedores, locks ------------------------------------
+
+from pncp.models import Fornecedor, ItemContratacao, ResultadoItem, SyncLock  # noqa: E402
+
+
+class ResultadoInline(ReadOnlyInline):
+    model = ResultadoItem
+    fk_name = "item"
+    verbose_name_plural = f"resultados (até {ReadOnlyInline.max_rows})"
+    fields = (
+        "sequencial_resultado",
+        "ni_fornecedor",
+        "nome_razao_social_fornecedor",
+        "quantidade_homologada",
+        "valor_unitario_homologado",
+        "valor_total_homologado",
+    )
+
+
+@admin.register(ItemContratacao)
+class ItemContratacaoAdmin(ImportedRecordAdmin):
+    list_display = (
+        "chave",
+        "numero_item",
+        "descricao",
+        "situacao",
+        "quantidade",
+        "valor_unitario_fmt",
+        "valor_total_fmt",
+        "tem_resultado",
+    )
+    list_select_related = ("situacao",)
+    list_filter = ("situacao", "criterio_julgamento", "tipo_beneficio", "tem_resultado")
+    sortable_by = ("numero_item",)
+    search_fields = ("chave", "numero_controle_pncp_compra", "descricao")
+    key_search_fields = ("numero_controle_pncp_compra",)
+    autocomplete_fields = ("situacao", "criterio_julgamento", "tipo_beneficio")
+    raw_id_fields = ("contratacao", "sync_run")
+    inlines = (ResultadoInline,)
+    related_lists = (("resultados", ResultadoItem, "item"),)
+
+    valor_unitario_fmt = money_column("valor_unitario_estimado", "valor unitário estimado")
+    valor_total_fmt = money_column("valor_total", "valor total")
+
+    def get_pncp_url(self, obj) -> str:
+        return obj.contratacao.pncp_url
+
+
+@admin.register(ResultadoItem)
+class ResultadoItemAdmin(ImportedRecordAdmin):
+    list_display = (
+        "chave",
+        "ni_fornecedor",
+        "nome_razao_social_fornecedor",
+        "situacao",
+        "quantidade_homologada",
+        "valor_unitario_fmt",
+        "valor_total_fmt",
+    )
+    list_select_related = ("situacao",)
+    list_filter = ("situacao", "porte_fornecedor", "tipo_pessoa")
+    sortable_by = ("sequencial_resultado",)
+    search_fields = ("chave", "numero_controle_pncp_compra", "nome_razao_social_fornecedor")
+    key_search_fields = ("numero_controle_pncp_compra",)
+    cnpj_search_fields = ("ni_fornecedor",)
+    autocomplete_fields = ("situacao", "porte_fornecedor", "tipo_pessoa", "natureza_juridica")
+    raw_id_fields = ("item", "fornecedor", "sync_run")
+
+    valor_unitario_fmt = money_column("valor_unitario_homologado", "valor unitário homologado")
+    valor_total_fmt = money_column("valor_total_homologado", "valor total homologado")
+
+    def get_pncp_url(self, obj) -> str:
+        return obj.item.contratacao.pncp_url
+
+
+@admin.register(Fornecedor)
+class FornecedorAdmin(ReadOnlyAdmin):
+    list_display = ("ni_fornecedor", "nome_razao_social", "tipo_pessoa", "porte", "updated_at")
+    list_select_related = ("tipo_pessoa", "porte")
+    list_filter = ("tipo_pessoa", "porte")
+    sortable_by = ("ni_fornecedor",)
+    search_fields = ("ni_fornecedor", "nome_razao_social")
+    autocomplete_fields = ("tipo_pessoa", "porte", "natureza_juridica")
+    related_lists = (("resultados", ResultadoItem, "fornecedor"),)
+
+
+@admin.register(SyncLock)
+class SyncLockAdmin(ReadOnlyAdmin):
+    """Which resource is being synced by which run; a stale lock expires by itself."""
+
+    list_display = ("resource", "run", "acquired_at", "expires_at")
+    search_fields = ("resource",)
+    list_filter = ("resource",)
+    raw_id_fields = ("run",)
+
+    def has_delete_permission(self, request, obj=None):
+        # Staff may free a lock whose run is known dead, as an operator would.
+        return request.user.is_superuser

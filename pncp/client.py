@@ -44,6 +44,8 @@ from tenacity import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://pncp.gov.br/api/consulta"
+CONSULTA_SUFFIX = "/api/consulta"
+MAIN_API_SUFFIX = "/api/pncp"
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 PROJECT_URL = "https://github.com/pncp-mirror"
 
@@ -71,6 +73,24 @@ def _setting(name: str, default: Any) -> Any:
         return getattr(settings, name, default)
     except Exception:  # ImportError, ImproperlyConfigured: Django is optional here
         return default
+
+
+def main_api_base_url(consulta_base_url: str | None = None) -> str:
+    """The base URL of PNCP's main API (``/api/pncp``: itens, resultados, domain services).
+
+    ``PNCP_API_BASE_URL`` when configured and no Consulta URL is given; otherwise the Consulta
+    base URL with its trailing ``/api/consulta`` replaced by ``/api/pncp`` (a fake or a proxy
+    serving both APIs under one host keeps working without a second setting).
+    """
+    if consulta_base_url is None:
+        configured = _setting("PNCP_API_BASE_URL", None)
+        if configured:
+            return str(configured).rstrip("/")
+        consulta_base_url = _setting("PNCP_BASE_URL", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
+    base = consulta_base_url.rstrip("/")
+    if base.endswith(CONSULTA_SUFFIX):
+        return base[: -len(CONSULTA_SUFFIX)] + MAIN_API_SUFFIX
+    return base
 
 
 def default_user_agent() -> str:
@@ -640,6 +660,7 @@ class PNCPClient:
         self,
         base_url: str | None = None,
         *,
+        api_base_url: str | None = None,
         timeout: float | tuple[float, float] = (5.0, 60.0),
         max_attempts: int = 6,
         backoff_initial: float = 1.0,
@@ -659,6 +680,9 @@ class PNCPClient:
         self.base_url = (
             base_url or _setting("PNCP_BASE_URL", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
         ).rstrip("/")
+        # PNCP's main API: derived from an explicit Consulta URL (so a test's fake serves
+        # both), else from the settings.
+        self.api_base_url = (api_base_url or main_api_base_url(base_url)).rstrip("/")
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_initial = backoff_initial
@@ -673,7 +697,7 @@ class PNCPClient:
         self.session = session or requests.Session()
         self._headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         self._backoff = wait_exponential_jitter(
-            initial=backoff_initial, max=backoff_max, jitter=backoff_initial
+            multiplier=backoff_initial, max=backoff_max, jitter=backoff_initial
         )
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown, clock)
 
@@ -728,6 +752,17 @@ class PNCPClient:
         call = self._new_call(path, params or {}, paged=False)
         return self._run(call, self._interpret_json)
 
+    def get_list(self, path: str, params: dict[str, Any] | None = None) -> list:
+        """Fetch a list of PNCP's main API (itens, resultados, domain services).
+
+        These answer a bare JSON array; 204, an empty body and 404 all mean an empty list
+        (sub-resource lists answer 404 when there is nothing). With ``pagina`` in ``params``
+        the page-size refusals raise :class:`PNCPPageSizeError` as on the Consulta API.
+        """
+        params = params or {}
+        call = self._new_call(path, params, paged="pagina" in params, base=self.api_base_url)
+        return self._run(call, self._interpret_list)
+
     @property
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of the counters (safe to mutate)."""
@@ -760,8 +795,9 @@ class PNCPClient:
         *,
         paged: bool,
         total_paginas: int | None = None,
+        base: str | None = None,
     ) -> _Call:
-        url = f"{self.base_url}/{path.lstrip('/')}"
+        url = f"{base or self.base_url}/{path.lstrip('/')}"
         clean = {k: v for k, v in params.items() if v is not None}
         full_url = requests.Request("GET", url, params=clean).prepare().url or url
         return _Call(path, full_url, clean, paged, total_paginas)
@@ -940,6 +976,23 @@ class PNCPClient:
         payload = self._parse_json(body)
         if not isinstance(payload, dict | list):
             raise _Retryable(f"unexpected JSON ({type(payload).__name__}) in 200 body")
+        return payload
+
+    def _interpret_list(self, response: requests.Response, call: _Call) -> list:
+        status = response.status_code
+        body = response.content or b""
+        if status == 404 and not error_message(response)[0].startswith("No static resource"):
+            return []  # an empty sub-resource list; Spring's "No static resource" is a bad path
+        if status == 204 or (200 <= status < 300 and not body.strip()):
+            return []
+        if not 200 <= status < 300:
+            self._classify_error(response, call)  # raises unless PNCP said "nothing here"
+            return []
+        payload = self._parse_json(body)
+        if isinstance(payload, dict) and isinstance(payload.get("data"), list):
+            payload = payload["data"]  # tolerate an envelope, should PNCP add one
+        if not isinstance(payload, list):
+            raise _Retryable(f"unexpected JSON ({type(payload).__name__}) in 200 body of a list")
         return payload
 
 

@@ -31,15 +31,19 @@ from django.db.models import Model
 from django.utils import timezone
 
 from domain_tables.models import TABLES
+from pncp import metrics
 from pncp.models import (
     AtaRegistroPreco,
     Contratacao,
     Contrato,
+    Fornecedor,
+    ItemContratacao,
     ItemPCA,
     Orgao,
     PlanoContratacao,
     RecordVersion,
     RejectedRecord,
+    ResultadoItem,
     SyncRun,
     UnidadeOrgao,
 )
@@ -47,10 +51,14 @@ from pncp.parsers import (
     Parsed,
     ParseError,
     fold,
+    item_key,
     parse_ata,
     parse_contratacao,
     parse_contrato,
+    parse_item,
     parse_pca,
+    parse_resultado,
+    resultado_key,
 )
 
 # How stale ``last_seen_at`` may get before an unchanged re-import refreshes it. Refreshing it
@@ -68,6 +76,10 @@ class IngestSpec:
     parse: Callable[[dict], Parsed]
     links_contratacao: bool = False
     child_model: type[Model] | None = None
+    # Sub-resources (itens, resultados) whose records do not carry their parent's key: the
+    # natural key comes from ``key(record, context)`` and the parser is ``parse(record,
+    # context)``, with the context (parent key and ids) given to ``Ingester.ingest``.
+    key: Callable[[dict, dict | None], str | None] | None = None
 
 
 SPECS: dict[str, IngestSpec] = {
@@ -96,6 +108,17 @@ SPECS: dict[str, IngestSpec] = {
     ),
     "pca": IngestSpec(
         "pca", PlanoContratacao, "id_pca_pncp", ("idPcaPncp",), parse_pca, child_model=ItemPCA
+    ),
+    "itens": IngestSpec(
+        "itens", ItemContratacao, "chave", ("numeroItem",), parse_item, key=item_key
+    ),
+    "resultados": IngestSpec(
+        "resultados",
+        ResultadoItem,
+        "chave",
+        ("numeroItem", "sequencialResultado"),
+        parse_resultado,
+        key=resultado_key,
     ),
 }
 
@@ -142,6 +165,7 @@ class Ingester:
         self._names: dict[str, dict[str, object]] = {}
         self._orgaos: dict[str, tuple] = {}
         self._unidades: dict[tuple[str, str], tuple[int, tuple]] = {}
+        self._fornecedores: dict[str, tuple] = {}
 
     def forget_caches(self) -> None:
         """Drop what we believe is stored; call after a rollback that may have undone it."""
@@ -149,12 +173,20 @@ class Ingester:
         self._names.clear()
         self._orgaos.clear()
         self._unidades.clear()
+        self._fornecedores.clear()
 
     # --- public ---------------------------------------------------------------------------------
 
     def ingest(
-        self, resource: str, records: Iterable, *, source: str = "", extra: dict | None = None
+        self,
+        resource: str,
+        records: Iterable,
+        *,
+        source: str = "",
+        extra: dict | None = None,
+        context: dict | None = None,
     ) -> IngestResult:
+        """Store a batch of one resource; ``context`` is the parent of sub-resources."""
         spec = SPECS[resource]
         result = IngestResult()
         now = timezone.now()
@@ -167,9 +199,16 @@ class Ingester:
                     self._reject(spec, "", "record is not a JSON object", record, source)
                 )
                 continue
-            key = next((record[k] for k in spec.json_keys if record.get(k)), None)
+            if spec.key is not None:
+                key = spec.key(record, context)
+            else:
+                key = next((record[k] for k in spec.json_keys if record.get(k)), None)
             if not isinstance(key, str):
                 reason = f"missing natural key {spec.json_keys[0]}"
+                if spec.key is not None:
+                    reason = f"missing natural key {' and '.join(spec.json_keys)}"
+                    if not context:
+                        reason += " (or the compra it belongs to)"
                 rejects.append(self._reject(spec, "", reason, record, source))
                 continue
             text = canonical(record)
@@ -188,7 +227,7 @@ class Ingester:
                     unchanged.append(key)
                     continue
                 try:
-                    parsed = spec.parse(record)
+                    parsed = spec.parse(record, context) if spec.key else spec.parse(record)
                 except ParseError as exc:
                     rejects.append(self._reject(spec, key, str(exc), record, source))
                     continue
@@ -218,6 +257,7 @@ class Ingester:
         result.unchanged = len(unchanged)
         result.rejected = len(rejects)
         result.keys = list(prepared)
+        metrics.record_ingest(resource, result)
         return result
 
     # --- rows ----------------------------------------------------------------------------------
@@ -379,7 +419,13 @@ class Ingester:
         codes: dict[str, dict] = {}
         orgaos: dict[str, tuple] = {}
         unidades: dict[tuple[str, str], tuple] = {}
+        fornecedores: dict[str, tuple] = {}
         for parsed in parsed_list:
+            for fornecedor in parsed.fornecedores:
+                previous = fornecedores.get(fornecedor[0])
+                fornecedores[fornecedor[0]] = (
+                    fornecedor if previous is None else _merge(previous, fornecedor)
+                )
             for table, code, name in parsed.codes:
                 codes.setdefault(table, {}).setdefault(code, name)
             for orgao in parsed.orgaos:
@@ -392,6 +438,7 @@ class Ingester:
             self._ensure_codes(table, found)
         self._ensure_orgaos(orgaos)
         self._ensure_unidades(unidades)
+        self._ensure_fornecedores(fornecedores)
 
     def _ensure_codes(self, table: str, found: dict) -> None:
         model = TABLES[table]
@@ -505,6 +552,39 @@ class Ingester:
             )
             self._unidades[key] = (u.pk, merged)
 
+    def _ensure_fornecedores(self, fornecedores: dict[str, tuple]) -> None:
+        """Upsert fornecedores by niFornecedor; a value PNCP left empty keeps the stored one."""
+        todo = {
+            ni: f
+            for ni, f in fornecedores.items()
+            if not self._same_orgao(self._fornecedores.get(ni), f)
+        }
+        if not todo:
+            return
+        fields = ("tipo_pessoa_id", "nome_razao_social", "porte_id", "natureza_juridica_id")
+        fields += ("codigo_pais",)
+        existing = {f.ni_fornecedor: f for f in Fornecedor.objects.filter(ni_fornecedor__in=todo)}
+        new, changed = [], []
+        for ni, values in todo.items():
+            current = existing.get(ni)
+            if current is None:
+                new.append(
+                    Fornecedor(ni_fornecedor=ni, **dict(zip(fields, values[1:], strict=True)))
+                )
+                continue
+            stored = (ni, *(getattr(current, name) for name in fields))
+            merged = _merge(stored, values)
+            if merged != stored:
+                for name, value in zip(fields, merged[1:], strict=True):
+                    setattr(current, name, value)
+                changed.append(current)
+            todo[ni] = merged
+        if new:
+            Fornecedor.objects.bulk_create(new, ignore_conflicts=True)
+        if changed:
+            Fornecedor.objects.bulk_update(changed, list(fields))
+        self._fornecedores.update(todo)
+
     @staticmethod
     def _same_unidade(cached: tuple, new: tuple) -> bool:
         return all(n in (None, "") or n == c for n, c in zip(new, cached, strict=True))
@@ -518,6 +598,11 @@ class Ingester:
             source=source[:500],
             sync_run=self.run,
         )
+
+
+def _merge(old: tuple, new: tuple) -> tuple:
+    """``new`` where it says something, ``old`` where it is empty (None or "")."""
+    return tuple(o if n in (None, "") else n for o, n in zip(old, new, strict=True))
 
 
 # --- the bulk upsert -------------------------------------------------------------------------

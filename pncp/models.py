@@ -581,3 +581,183 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
             f"{PNCP_APP_URL}/contratos/{self.orgao_id}/{self.ano_contrato}/"
             f"{self.sequencial_contrato}"
         )
+
+
+# --- Itens and resultados of a contratação (PNCP's main API) ---
+
+
+class Fornecedor(models.Model):
+    """A supplier that won an item, normalized by ``niFornecedor`` like órgãos by CNPJ.
+
+    Holds the latest name, tipo de pessoa, porte and natureza jurídica PNCP sent for it;
+    each resultado keeps what PNCP said at the time.
+    """
+
+    ni_fornecedor = models.CharField("niFornecedor", max_length=30, primary_key=True)
+    tipo_pessoa = _fk(dt.TipoPessoa)
+    nome_razao_social = models.CharField(max_length=255, blank=True, default="")
+    porte = _fk(dt.PorteEmpresa)
+    natureza_juridica = _fk(dt.NaturezaJuridica)
+    codigo_pais = models.CharField(max_length=3, null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "fornecedor"
+        verbose_name_plural = "fornecedores"
+        ordering = ["ni_fornecedor"]
+
+    def __str__(self) -> str:
+        return f"{self.ni_fornecedor} {self.nome_razao_social}"
+
+
+class ItemContratacao(ImportedRecord):
+    """An item of a contratação (``/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens``).
+
+    ``chave`` (``<numeroControlePNCP>#<numeroItem>``) is the natural key the importer, the
+    history and the quarantine use; it is unique together with (contratação, numeroItem).
+    """
+
+    chave = models.CharField(max_length=80, unique=True)
+    contratacao = models.ForeignKey(Contratacao, on_delete=models.CASCADE, related_name="itens")
+    numero_controle_pncp_compra = models.CharField(max_length=50, db_index=True)
+    numero_item = models.PositiveIntegerField()
+    descricao = models.TextField(null=True, blank=True)
+    material_ou_servico = models.CharField(max_length=1, null=True, blank=True)
+    material_ou_servico_nome = models.CharField(max_length=50, null=True, blank=True)
+    valor_unitario_estimado = models.DecimalField(**MONEY)
+    valor_total = models.DecimalField(**MONEY)
+    quantidade = models.DecimalField(**MONEY)
+    unidade_medida = models.CharField(max_length=255, null=True, blank=True)
+    orcamento_sigiloso = models.BooleanField(null=True, blank=True)
+    item_categoria_codigo = models.IntegerField("itemCategoriaId", null=True, blank=True)
+    item_categoria_nome = models.CharField(max_length=255, null=True, blank=True)
+    patrimonio = models.CharField(max_length=255, null=True, blank=True)
+    codigo_registro_imobiliario = models.CharField(max_length=255, null=True, blank=True)
+    criterio_julgamento = _fk(dt.CriterioJulgamento)
+    situacao = _fk(dt.SituacaoItemContratacao)
+    tipo_beneficio = _fk(dt.TipoBeneficio)
+    incentivo_produtivo_basico = models.BooleanField(null=True, blank=True)
+    data_inclusao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+    tem_resultado = models.BooleanField(null=True, blank=True)
+    imagem = models.IntegerField(null=True, blank=True)
+    aplicabilidade_margem_preferencia_normal = models.BooleanField(null=True, blank=True)
+    aplicabilidade_margem_preferencia_adicional = models.BooleanField(null=True, blank=True)
+    percentual_margem_preferencia_normal = models.DecimalField(**MONEY)
+    percentual_margem_preferencia_adicional = models.DecimalField(**MONEY)
+    ncm_nbs_codigo = models.CharField(max_length=50, null=True, blank=True)
+    ncm_nbs_descricao = models.TextField(null=True, blank=True)
+    catalogo_codigo = models.BigIntegerField("catalogo.id", null=True, blank=True)
+    catalogo_nome = models.CharField(max_length=255, null=True, blank=True)
+    categoria_item_catalogo_codigo = models.BigIntegerField(
+        "categoriaItemCatalogo.id", null=True, blank=True
+    )
+    categoria_item_catalogo_nome = models.CharField(max_length=255, null=True, blank=True)
+    catalogo_codigo_item = models.CharField(max_length=100, null=True, blank=True)
+    informacao_complementar = models.TextField(null=True, blank=True)
+    tipo_margem_preferencia_codigo = models.BigIntegerField(
+        "tipoMargemPreferencia.codigo", null=True, blank=True
+    )
+    tipo_margem_preferencia_nome = models.CharField(max_length=255, null=True, blank=True)
+    exigencia_conteudo_nacional = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "item da contratação"
+        verbose_name_plural = "itens da contratação"
+        ordering = ["contratacao_id", "numero_item"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contratacao", "numero_item"], name="itemcontratacao_compra_numero"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.chave
+
+
+class ResultadoItem(ImportedRecord):
+    """A resultado of an item (``.../itens/{numeroItem}/resultados``): who won, at what price.
+
+    ``chave`` is ``<numeroControlePNCP>#<numeroItem>#<sequencialResultado>``.
+    """
+
+    chave = models.CharField(max_length=80, unique=True)
+    item = models.ForeignKey(ItemContratacao, on_delete=models.CASCADE, related_name="resultados")
+    numero_controle_pncp_compra = models.CharField(max_length=50, db_index=True)
+    numero_item = models.PositiveIntegerField()
+    sequencial_resultado = models.PositiveIntegerField()
+    situacao = _fk(dt.SituacaoResultadoItem)
+    fornecedor = models.ForeignKey(
+        Fornecedor, on_delete=models.PROTECT, null=True, blank=True, related_name="resultados"
+    )
+    ni_fornecedor = models.CharField(max_length=30, blank=True, default="")
+    tipo_pessoa = _fk(dt.TipoPessoa)
+    nome_razao_social_fornecedor = models.CharField(max_length=255, blank=True, default="")
+    porte_fornecedor = _fk(dt.PorteEmpresa)
+    natureza_juridica = _fk(dt.NaturezaJuridica)
+    codigo_pais = models.CharField(max_length=3, null=True, blank=True)
+    quantidade_homologada = models.DecimalField(**MONEY)
+    valor_unitario_homologado = models.DecimalField(**MONEY)
+    valor_total_homologado = models.DecimalField(**MONEY)
+    percentual_desconto = models.DecimalField(**MONEY)
+    moeda_estrangeira_codigo = models.BigIntegerField("moedaEstrangeira.id", null=True, blank=True)
+    moeda_estrangeira_simbolo = models.CharField(max_length=10, null=True, blank=True)
+    moeda_estrangeira_nome = models.CharField(max_length=100, null=True, blank=True)
+    valor_nominal_moeda_estrangeira = models.DecimalField(**MONEY)
+    timezone_cotacao_moeda_estrangeira = models.CharField(max_length=60, null=True, blank=True)
+    data_cotacao_moeda_estrangeira = models.DateTimeField(null=True, blank=True)
+    amparo_legal_margem_preferencia = _fk(dt.AmparoLegal)
+    amparo_legal_criterio_desempate = _fk(dt.AmparoLegal)
+    pais_origem_produto_servico_codigo = models.CharField(max_length=10, null=True, blank=True)
+    pais_origem_produto_servico_nome = models.CharField(max_length=100, null=True, blank=True)
+    indicador_subcontratacao = models.BooleanField(null=True, blank=True)
+    ordem_classificacao_srp = models.IntegerField(null=True, blank=True)
+    data_resultado = models.DateField(null=True, blank=True)
+    motivo_cancelamento = models.TextField(null=True, blank=True)
+    data_cancelamento = models.DateTimeField(null=True, blank=True)
+    aplicacao_margem_preferencia = models.BooleanField(null=True, blank=True)
+    aplicacao_beneficio_me_epp = models.BooleanField(null=True, blank=True)
+    aplicacao_criterio_desempate = models.BooleanField(null=True, blank=True)
+    data_inclusao = models.DateTimeField(null=True, blank=True)
+    data_atualizacao = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "resultado do item"
+        verbose_name_plural = "resultados dos itens"
+        ordering = ["item_id", "sequencial_resultado"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "sequencial_resultado"], name="resultadoitem_item_sequencial"
+            )
+        ]
+        indexes = [models.Index(fields=["ni_fornecedor"], name="resultadoitem_ni_fornecedor")]
+
+    def __str__(self) -> str:
+        return self.chave
+
+
+# --- PNCP contract check ---
+
+
+class ContractCheck(models.Model):
+    """One run of ``sync_pncp check``: PNCP's page limits and payload shapes against ours."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "No drift"
+        DRIFT = "drift", "Drift found"
+        ERROR = "error", "Could not check everything"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    window = models.DateField(null=True, blank=True, help_text="The day the probes asked for.")
+    endpoints = models.PositiveIntegerField(default=0)
+    findings = models.JSONField(default=list, blank=True)
+    trigger = models.CharField(max_length=10, default="cli")
+
+    class Meta:
+        verbose_name = "PNCP contract check"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"contract check #{self.pk} {self.status}"

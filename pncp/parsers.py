@@ -33,6 +33,8 @@ class Parsed:
     unidades: list[tuple] = field(default_factory=list)
     codes: list[tuple] = field(default_factory=list)  # (table_key, codigo, nome)
     children: list[dict] = field(default_factory=list)
+    # (ni, tipo_pessoa, nome, porte, natureza_juridica, codigo_pais)
+    fornecedores: list[tuple] = field(default_factory=list)
 
 
 # --- scalar readers ----------------------------------------------------------------------------
@@ -513,3 +515,228 @@ def parse_item_pca(item: dict, p: Parsed, label: str) -> dict:
         "data_inclusao": to_datetime(item.get("dataInclusao"), f("dataInclusao")),
         "data_atualizacao": to_datetime(item.get("dataAtualizacao"), f("dataAtualizacao")),
     }
+
+
+# --- itens and resultados (PNCP's main API) ------------------------------------------------------
+#
+# These lists are sub-resources of a compra: the records do not all carry the compra's
+# numeroControlePNCP, so the importer passes it (and the database ids of the parents) as
+# ``context``. Field names and types are those of the main API's OpenAPI document
+# (``RecuperarCompraItemSigiloDTO``, ``RecuperarCompraItemResultadoDTO``); codes declared
+# there as string enums ("1".."5") arrive as integers in real answers, and both are read.
+
+
+def item_key(r: dict, context: dict | None) -> str | None:
+    """``<numeroControlePNCP>#<numeroItem>``, or None when either part is missing."""
+    if not context or not context.get("compra"):
+        return None
+    try:
+        numero = to_int(r.get("numeroItem"), "numeroItem")
+    except ParseError:
+        return None
+    return f"{context['compra']}#{numero}" if numero is not None else None
+
+
+def resultado_key(r: dict, context: dict | None) -> str | None:
+    """``<numeroControlePNCP>#<numeroItem>#<sequencialResultado>``, or None."""
+    item = item_key(r, context)
+    try:
+        sequencial = to_int(r.get("sequencialResultado"), "sequencialResultado")
+    except ParseError:
+        return None
+    return f"{item}#{sequencial}" if item and sequencial is not None else None
+
+
+def _nested(r: dict, name: str, *fields: str) -> list:
+    """Values of ``fields`` in the object ``r[name]`` (all None when it is null)."""
+    data = obj(r, name) or {}
+    return [data.get(f) for f in fields]
+
+
+def parse_item(r: dict, context: dict) -> Parsed:
+    key = item_key(r, context)
+    if key is None:
+        raise ParseError("missing required field numeroItem")
+    p = Parsed(key=key, row={})
+    catalogo_id, catalogo_nome = _nested(r, "catalogo", "id", "nome")
+    categoria_id, categoria_nome = _nested(r, "categoriaItemCatalogo", "id", "nome")
+    margem_codigo, margem_nome = _nested(r, "tipoMargemPreferencia", "codigo", "nome")
+    p.row = {
+        "chave": key,
+        "contratacao_id": context["contratacao_id"],
+        "numero_controle_pncp_compra": context["compra"],
+        "numero_item": to_int(r.get("numeroItem"), "numeroItem"),
+        "descricao": to_str(r.get("descricao"), "descricao"),
+        "material_ou_servico": to_str(r.get("materialOuServico"), "materialOuServico"),
+        "material_ou_servico_nome": to_str(r.get("materialOuServicoNome"), "materialOuServicoNome"),
+        "valor_unitario_estimado": to_decimal(
+            r.get("valorUnitarioEstimado"), "valorUnitarioEstimado"
+        ),
+        "valor_total": to_decimal(r.get("valorTotal"), "valorTotal"),
+        "quantidade": to_decimal(r.get("quantidade"), "quantidade"),
+        "unidade_medida": to_str(r.get("unidadeMedida"), "unidadeMedida"),
+        "orcamento_sigiloso": to_bool(r.get("orcamentoSigiloso"), "orcamentoSigiloso"),
+        "item_categoria_codigo": to_int(r.get("itemCategoriaId"), "itemCategoriaId"),
+        "item_categoria_nome": to_str(r.get("itemCategoriaNome"), "itemCategoriaNome"),
+        "patrimonio": to_str(r.get("patrimonio"), "patrimonio"),
+        "codigo_registro_imobiliario": to_str(
+            r.get("codigoRegistroImobiliario"), "codigoRegistroImobiliario"
+        ),
+        "criterio_julgamento_id": _code(
+            p,
+            "criterio_julgamento",
+            r.get("criterioJulgamentoId"),
+            r.get("criterioJulgamentoNome"),
+            "criterioJulgamentoId",
+        ),
+        "situacao_id": _code(
+            p,
+            "situacao_item_contratacao",
+            r.get("situacaoCompraItem"),
+            r.get("situacaoCompraItemNome"),
+            "situacaoCompraItem",
+        ),
+        "tipo_beneficio_id": _code(
+            p, "tipo_beneficio", r.get("tipoBeneficio"), r.get("tipoBeneficioNome"), "tipoBeneficio"
+        ),
+        "incentivo_produtivo_basico": to_bool(
+            r.get("incentivoProdutivoBasico"), "incentivoProdutivoBasico"
+        ),
+        "data_inclusao": to_datetime(r.get("dataInclusao"), "dataInclusao"),
+        "data_atualizacao": to_datetime(r.get("dataAtualizacao"), "dataAtualizacao"),
+        "tem_resultado": to_bool(r.get("temResultado"), "temResultado"),
+        "imagem": to_int(r.get("imagem"), "imagem"),
+        "aplicabilidade_margem_preferencia_normal": to_bool(
+            r.get("aplicabilidadeMargemPreferenciaNormal"), "aplicabilidadeMargemPreferenciaNormal"
+        ),
+        "aplicabilidade_margem_preferencia_adicional": to_bool(
+            r.get("aplicabilidadeMargemPreferenciaAdicional"),
+            "aplicabilidadeMargemPreferenciaAdicional",
+        ),
+        "percentual_margem_preferencia_normal": to_decimal(
+            r.get("percentualMargemPreferenciaNormal"), "percentualMargemPreferenciaNormal"
+        ),
+        "percentual_margem_preferencia_adicional": to_decimal(
+            r.get("percentualMargemPreferenciaAdicional"), "percentualMargemPreferenciaAdicional"
+        ),
+        "ncm_nbs_codigo": to_str(r.get("ncmNbsCodigo"), "ncmNbsCodigo"),
+        "ncm_nbs_descricao": to_str(r.get("ncmNbsDescricao"), "ncmNbsDescricao"),
+        "catalogo_codigo": to_int(catalogo_id, "catalogo.id"),
+        "catalogo_nome": to_str(catalogo_nome, "catalogo.nome"),
+        "categoria_item_catalogo_codigo": to_int(categoria_id, "categoriaItemCatalogo.id"),
+        "categoria_item_catalogo_nome": to_str(categoria_nome, "categoriaItemCatalogo.nome"),
+        "catalogo_codigo_item": to_str(r.get("catalogoCodigoItem"), "catalogoCodigoItem"),
+        "informacao_complementar": to_str(
+            r.get("informacaoComplementar"), "informacaoComplementar"
+        ),
+        "tipo_margem_preferencia_codigo": to_int(margem_codigo, "tipoMargemPreferencia.codigo"),
+        "tipo_margem_preferencia_nome": to_str(margem_nome, "tipoMargemPreferencia.nome"),
+        "exigencia_conteudo_nacional": to_bool(
+            r.get("exigenciaConteudoNacional"), "exigenciaConteudoNacional"
+        ),
+    }
+    return p
+
+
+def parse_resultado(r: dict, context: dict) -> Parsed:
+    key = resultado_key(r, context)
+    if key is None:
+        raise ParseError("missing required field numeroItem or sequencialResultado")
+    numero_item = to_int(r.get("numeroItem"), "numeroItem")
+    item_id = (context.get("item_ids") or {}).get(numero_item)
+    if item_id is None:
+        raise ParseError(f"numeroItem {numero_item} is not a stored item of {context['compra']}")
+    p = Parsed(key=key, row={})
+    compra = to_str(r.get("numeroControlePNCPCompra"), "numeroControlePNCPCompra")
+    if compra and compra != context["compra"]:
+        raise ParseError(f"numeroControlePNCPCompra {compra!r} is not {context['compra']!r}")
+    ni = to_str(r.get("niFornecedor"), "niFornecedor") or ""
+    nome = to_str(r.get("nomeRazaoSocialFornecedor"), "nomeRazaoSocialFornecedor") or ""
+    tipo_pessoa = _code(p, "tipo_pessoa", r.get("tipoPessoa"), None, "tipoPessoa")
+    porte = _code(
+        p,
+        "porte_empresa",
+        r.get("porteFornecedorId"),
+        r.get("porteFornecedorNome"),
+        "porteFornecedorId",
+    )
+    natureza = _code(
+        p,
+        "natureza_juridica",
+        r.get("naturezaJuridicaId"),
+        r.get("naturezaJuridicaNome"),
+        "naturezaJuridicaId",
+    )
+    codigo_pais = to_str(r.get("codigoPais"), "codigoPais")
+    if ni:
+        p.fornecedores.append((ni, tipo_pessoa, nome, porte, natureza, codigo_pais))
+    moeda_id, moeda_simbolo, moeda_nome = _nested(r, "moedaEstrangeira", "id", "simbolo", "nome")
+    margem_id, margem_nome = _nested(r, "amparoLegalMargemPreferencia", "id", "nome")
+    desempate_id, desempate_nome = _nested(r, "amparoLegalCriterioDesempate", "id", "nome")
+    pais_id, pais_nome = _nested(r, "paisOrigemProdutoServico", "id", "nome")
+    p.row = {
+        "chave": key,
+        "item_id": item_id,
+        "numero_controle_pncp_compra": context["compra"],
+        "numero_item": numero_item,
+        "sequencial_resultado": to_int(r.get("sequencialResultado"), "sequencialResultado"),
+        "situacao_id": _code(
+            p,
+            "situacao_resultado_item",
+            r.get("situacaoCompraItemResultadoId"),
+            r.get("situacaoCompraItemResultadoNome"),
+            "situacaoCompraItemResultadoId",
+        ),
+        "fornecedor_id": ni or None,
+        "ni_fornecedor": ni,
+        "tipo_pessoa_id": tipo_pessoa,
+        "nome_razao_social_fornecedor": nome,
+        "porte_fornecedor_id": porte,
+        "natureza_juridica_id": natureza,
+        "codigo_pais": codigo_pais,
+        "quantidade_homologada": to_decimal(r.get("quantidadeHomologada"), "quantidadeHomologada"),
+        "valor_unitario_homologado": to_decimal(
+            r.get("valorUnitarioHomologado"), "valorUnitarioHomologado"
+        ),
+        "valor_total_homologado": to_decimal(r.get("valorTotalHomologado"), "valorTotalHomologado"),
+        "percentual_desconto": to_decimal(r.get("percentualDesconto"), "percentualDesconto"),
+        "moeda_estrangeira_codigo": to_int(moeda_id, "moedaEstrangeira.id"),
+        "moeda_estrangeira_simbolo": to_str(moeda_simbolo, "moedaEstrangeira.simbolo"),
+        "moeda_estrangeira_nome": to_str(moeda_nome, "moedaEstrangeira.nome"),
+        "valor_nominal_moeda_estrangeira": to_decimal(
+            r.get("valorNominalMoedaEstrangeira"), "valorNominalMoedaEstrangeira"
+        ),
+        "timezone_cotacao_moeda_estrangeira": to_str(
+            r.get("timezoneCotacaoMoedaEstrangeira"), "timezoneCotacaoMoedaEstrangeira"
+        ),
+        "data_cotacao_moeda_estrangeira": to_datetime(
+            r.get("dataCotacaoMoedaEstrangeira"), "dataCotacaoMoedaEstrangeira"
+        ),
+        "amparo_legal_margem_preferencia_id": _code(
+            p, "amparo_legal", margem_id, margem_nome, "amparoLegalMargemPreferencia.id"
+        ),
+        "amparo_legal_criterio_desempate_id": _code(
+            p, "amparo_legal", desempate_id, desempate_nome, "amparoLegalCriterioDesempate.id"
+        ),
+        "pais_origem_produto_servico_codigo": to_str(pais_id, "paisOrigemProdutoServico.id"),
+        "pais_origem_produto_servico_nome": to_str(pais_nome, "paisOrigemProdutoServico.nome"),
+        "indicador_subcontratacao": to_bool(
+            r.get("indicadorSubcontratacao"), "indicadorSubcontratacao"
+        ),
+        "ordem_classificacao_srp": to_int(r.get("ordemClassificacaoSrp"), "ordemClassificacaoSrp"),
+        "data_resultado": to_date(r.get("dataResultado"), "dataResultado"),
+        "motivo_cancelamento": to_str(r.get("motivoCancelamento"), "motivoCancelamento"),
+        "data_cancelamento": to_datetime(r.get("dataCancelamento"), "dataCancelamento"),
+        "aplicacao_margem_preferencia": to_bool(
+            r.get("aplicacaoMargemPreferencia"), "aplicacaoMargemPreferencia"
+        ),
+        "aplicacao_beneficio_me_epp": to_bool(
+            r.get("aplicacaoBeneficioMeEpp"), "aplicacaoBeneficioMeEpp"
+        ),
+        "aplicacao_criterio_desempate": to_bool(
+            r.get("aplicacaoCriterioDesempate"), "aplicacaoCriterioDesempate"
+        ),
+        "data_inclusao": to_datetime(r.get("dataInclusao"), "dataInclusao"),
+        "data_atualizacao": to_datetime(r.get("dataAtualizacao"), "dataAtualizacao"),
+    }
+    return p

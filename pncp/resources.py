@@ -168,3 +168,45 @@ INCREMENTAL_ENDPOINT = {
     "atas": "atas.atualizacao",
     "contratos": "contratos.atualizacao",
 }
+
+# --- PNCP's main API (``/api/pncp``): sub-resources of a compra and the domain services --------
+#
+# Paths are those of the main API's OpenAPI document (``/api/pncp/v3/api-docs``). The client
+# reaches them through ``PNCPClient.api_base_url`` (PNCP_BASE_URL with ``/api/consulta``
+# replaced by ``/api/pncp``, or PNCP_API_BASE_URL). Lists answer a bare JSON array, and 404
+# when there is nothing.
+
+ITENS = EndpointSpec(
+    "itens",
+    "itens",
+    "/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens",
+    # The OpenAPI document declares no maximum for tamanhoPagina here; 50 is what collectors
+    # use without refusals, and the sync shrinks it if PNCP says otherwise.
+    50,
+    date_params=None,
+)
+RESULTADOS = EndpointSpec(
+    "resultados",
+    "resultados",
+    "/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens/{numeroItem}/resultados",
+    1,
+    date_params=None,
+    unpaged=True,
+)
+
+# Domain table (``domain_tables.models.TABLES`` key) -> the main API's list service. Each
+# answers ``[{id, nome, descricao, dataInclusao, dataAtualizacao, statusAtivo}, ...]`` (amparos
+# legais add ``tipoAmparoLegal``); without ``statusAtivo`` it lists active and inactive codes.
+# The other domain tables (situações, tipos de benefício, poder, esfera, ...) have no service.
+DOMAIN_SERVICES: dict[str, str] = {
+    "modalidade_contratacao": "/v1/modalidades",
+    "modo_disputa": "/v1/modos-disputas",
+    "criterio_julgamento": "/v1/criterios-julgamentos",
+    "instrumento_convocatorio": "/v1/tipos-instrumentos-convocatorios",
+    "amparo_legal": "/v1/amparos-legais",
+    "categoria_item_pca": "/v1/categoriaItemPcas",
+    "tipo_contrato": "/v1/tipos-contratos",
+    "tipo_documento": "/v1/tipos-documentos",
+    "porte_empresa": "/v1/portes-empresa",
+    "tipo_instrumento_cobranca": "/v1/tipos-instrumentos-cobranca",
+}

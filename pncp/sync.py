@@ -10,6 +10,12 @@ most the page that was in flight, and the ingest's upsert makes that redo harmle
 
 A window counts as done only when the records fetched match PNCP's ``totalRegistros``;
 otherwise it is fetched again once and, failing that, reported as incomplete.
+
+Itens and resultados of contratações (PNCP's main API, one call per compra plus one per item
+with a result) are opt-in: the pseudo-resource ``itens`` in a run adds one checkpoint per
+compra, created in the same transaction as the contratações page that stored it (or planned
+up front from the contratações already stored in the window when the run has no
+``contratacoes``), so a resume fetches exactly the compras not done yet.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from domain_tables.models import ModalidadeContratacao
+from pncp import metrics
 from pncp.client import (
     AdaptiveConcurrency,
     CircuitOpenError,
@@ -39,14 +46,29 @@ from pncp.client import (
     PNCPRequestError,
 )
 from pncp.ingest import Ingester, IngestResult
-from pncp.models import Coverage, SyncCheckpoint, SyncLock, SyncRun
-from pncp.resources import DEFAULT_ENDPOINT, ENDPOINTS, INCREMENTAL_ENDPOINT, EndpointSpec
+from pncp.models import (
+    Contratacao,
+    Coverage,
+    ItemContratacao,
+    SyncCheckpoint,
+    SyncLock,
+    SyncRun,
+)
+from pncp.resources import (
+    DEFAULT_ENDPOINT,
+    ENDPOINTS,
+    INCREMENTAL_ENDPOINT,
+    ITENS,
+    RESULTADOS,
+    EndpointSpec,
+)
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 MIN_PAGE_SIZE = 10
 WINDOW_ATTEMPTS = 2  # a window whose count does not match is fetched once more
+ITENS_RESOURCE = "itens"  # pseudo-resource: itens + resultados of the run's contratações
 
 
 class SyncInputError(ValueError):
@@ -145,6 +167,8 @@ def last_watermark(resource: str) -> date | None:
 def endpoints_for(options: SyncOptions) -> list[EndpointSpec]:
     specs = []
     for resource in options.resources:
+        if resource == ITENS_RESOURCE:
+            continue  # planned by plan_itens_windows / spawned as contratações land
         if options.endpoint:
             spec = ENDPOINTS[options.endpoint]
             if spec.resource != resource:
@@ -233,7 +257,57 @@ def plan_windows(options: SyncOptions, today: date | None = None) -> list[dict]:
                         "page_size": spec.page_size,
                     }
                 )
+    if ITENS_RESOURCE in options.resources and "contratacoes" not in options.resources:
+        windows += plan_itens_windows(options, today)
     return windows
+
+
+def itens_window(compra: str, cnpj: str, ano: int, sequencial: int) -> dict:
+    """The checkpoint of one compra's itens (and their resultados)."""
+    return {
+        "resource": ITENS_RESOURCE,
+        "endpoint": ITENS.name,
+        "key": f"{ITENS.name}|{compra}"[:300],
+        "window_start": None,
+        "window_end": None,
+        "params": {"compra": compra, "cnpj": cnpj, "ano": ano, "sequencial": sequencial},
+        "page_size": ITENS.page_size,
+    }
+
+
+def plan_itens_windows(options: SyncOptions, today: date | None = None) -> list[dict]:
+    """``--itens`` without contratações: the compras already stored, published in the window."""
+    if options.desde is None:
+        raise SyncInputError("--itens alone needs --desde (and --ate): the publication window")
+    ate = options.ate or today or timezone.localdate()
+    if options.desde > ate:
+        raise SyncInputError(f"--desde {options.desde} is after --ate {ate}")
+    rows = (
+        Contratacao.objects.filter(
+            data_publicacao_pncp__date__gte=options.desde, data_publicacao_pncp__date__lte=ate
+        )
+        .order_by("data_publicacao_pncp", "id")
+        .values_list("numero_controle_pncp", "orgao_id", "ano_compra", "sequencial_compra")
+    )
+    return [itens_window(*row) for row in rows]
+
+
+def spawn_itens_checkpoints(run: SyncRun, compras: Iterable[str]) -> list[SyncCheckpoint]:
+    """Checkpoints for the itens of these stored compras that the run does not have yet."""
+    rows = Contratacao.objects.filter(numero_controle_pncp__in=list(compras)).values_list(
+        "numero_controle_pncp", "orgao_id", "ano_compra", "sequencial_compra"
+    )
+    windows = {w["key"]: w for w in (itens_window(*row) for row in rows)}
+    if not windows:
+        return []
+    existing = set(run.checkpoints.filter(key__in=list(windows)).values_list("key", flat=True))
+    new = [SyncCheckpoint(run=run, **w) for key, w in windows.items() if key not in existing]
+    if not new:
+        return []
+    # Another worker of the run may create the same key meanwhile: keep theirs, fetch it too
+    # (the ingest makes a compra fetched twice harmless).
+    SyncCheckpoint.objects.bulk_create(new, ignore_conflicts=True)
+    return list(run.checkpoints.filter(key__in=[cp.key for cp in new]).order_by("id"))
 
 
 def start_run(options: SyncOptions, *, trigger: str = SyncRun.Trigger.CLI, user=None) -> SyncRun:
@@ -319,6 +393,7 @@ def execute_run(
         options.concurrency = 1
     workers = max(1, options.concurrency if _parallel_ok() else 1)
     client = client or PNCPClient()
+    client.on_request = client.on_request or metrics.observe_pncp_request
     if client.concurrency is None:
         # Start at the operator's concurrency, halve on 429/5xx/slow answers, grow back
         # after a run of fast successes (never above twice what was asked).
@@ -338,6 +413,7 @@ def execute_run(
     )
 
     checkpoints = {cp.pk: cp for cp in pending}
+    spawn_itens = ITENS_RESOURCE in (run.resources or [])
     attempts: dict[int, int] = {}
     retries_before = client.stats.get("retries", 0)
     messages: queue.Queue[_PageMessage] = queue.Queue(maxsize=64)
@@ -348,12 +424,14 @@ def execute_run(
     outstanding = len(pending)
     stop = threading.Event()
 
+    learned: dict[str, int] = {}  # page sizes PNCP refused during this run, per endpoint
+
     def fetcher() -> None:
         while not stop.is_set():
             cp = work.get()
             if cp is None:
                 return
-            _fetch_window(client, cp, messages, stop, options.save_dir, gate)
+            _fetch_window(client, cp, messages, stop, options.save_dir, gate, learned)
 
     threads = [threading.Thread(target=fetcher, daemon=True) for _ in range(workers)]
     for thread in threads:
@@ -362,8 +440,16 @@ def execute_run(
         while outstanding:
             message = messages.get()
             cp = checkpoints[message.checkpoint_id]
-            if message.data is not None:
-                _ingest_page(run, ingester, cp, message, progress)
+            if message.data is not None and cp.resource == ITENS_RESOURCE:
+                _ingest_itens(run, ingester, cp, message, progress)
+            elif message.data is not None:
+                spawn = spawn_itens and cp.resource == "contratacoes"
+                spawned = _ingest_page(run, ingester, cp, message, progress, spawn_itens=spawn)
+                for new in spawned:  # this process fetches them, whoever planned the run
+                    checkpoints[new.pk] = new
+                    work.put(new)
+                outstanding += len(spawned)
+                progress.windows_total += len(spawned)
             message.committed.set()
             if message.finished or message.error:
                 redo = _finish_window(run, cp, message, attempts, progress)
@@ -393,7 +479,7 @@ def _parallel_ok() -> bool:
 
 
 def _fetch_window(
-    client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir, gate=None
+    client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir, gate=None, learned=None
 ) -> None:
     """Fetch one window page by page from ``cp.next_page``, posting each page for ingest.
 
@@ -401,6 +487,8 @@ def _fetch_window(
     fetched but not yet in the database never exceed the concurrency limit (with one fetcher,
     a kill -9 loses at most one page).
     """
+    if cp.resource == ITENS_RESOURCE:
+        return _fetch_itens(client, cp, messages, stop, gate or _NO_GATE, learned)
     spec = ENDPOINTS[cp.endpoint]
     page = cp.next_page
     page_size = cp.page_size
@@ -483,6 +571,76 @@ def _fetch_window(
         messages.put(_PageMessage(cp.pk, error=f"unexpected {type(exc).__name__}: {exc}"))
 
 
+def _fetch_itens(
+    client, cp: SyncCheckpoint, messages: queue.Queue, stop, gate, learned: dict | None = None
+) -> None:
+    """Fetch one compra's itens (every page) and the resultados of those that have any.
+
+    The whole compra is one message: it lands in one transaction, so its checkpoint is either
+    done or redone whole, and a compra costs 1 + (itens with a result) calls.
+    """
+    p = cp.params
+    where = {"cnpj": p["cnpj"], "ano": p["ano"], "sequencial": p["sequencial"]}
+    path = ITENS.path.format(**where)
+    learned = learned if learned is not None else {}
+    size = min(cp.page_size or ITENS.page_size, learned.get(ITENS.name, ITENS.page_size))
+    try:
+        with gate:
+            itens: dict = {}
+            page = 1
+            while not stop.is_set():
+                try:
+                    batch = client.get_list(path, {"pagina": page, "tamanhoPagina": size})
+                except PNCPPageSizeError as exc:
+                    smaller = _smaller_page_size(size, exc.limit)
+                    if smaller is None:
+                        raise
+                    logger.warning("%s: page size %s refused, using %s", cp.key, size, smaller)
+                    size, page, itens = smaller, 1, {}
+                    learned[ITENS.name] = min(smaller, learned.get(ITENS.name, smaller))
+                    continue
+                for position, item in enumerate(batch):
+                    numero = item.get("numeroItem") if isinstance(item, dict) else None
+                    key = numero if isinstance(numero, int | str) else (page, position)
+                    itens[key] = item  # by numeroItem: a page that shifted adds no duplicate
+                if len(batch) < size:
+                    break
+                page += 1
+            resultados = []
+            for item in itens.values():
+                if not isinstance(item, dict) or item.get("numeroItem") is None:
+                    continue
+                if item.get("temResultado") is False:
+                    continue  # saves a call per item without a result
+                numero = item["numeroItem"]
+                resultados += client.get_list(RESULTADOS.path.format(**where, numeroItem=numero))
+            if stop.is_set():
+                return
+            _post(
+                messages,
+                stop,
+                _PageMessage(
+                    cp.pk,
+                    page=1,
+                    data=list(itens.values()),
+                    total_registros=len(itens),
+                    total_paginas=page,
+                    page_size=size,
+                    finished=True,
+                    extra={"resultados": resultados},
+                ),
+            )
+    except CircuitOpenError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"PNCP circuit open: {exc}"))
+    except PNCPRequestError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"PNCP refused {exc.url}: {exc.status} {exc}"))
+    except PNCPError as exc:
+        messages.put(_PageMessage(cp.pk, error=f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # never let a thread die silently: the compra is reported failed
+        logger.exception("unexpected error fetching %s", cp.key)
+        messages.put(_PageMessage(cp.pk, error=f"unexpected {type(exc).__name__}: {exc}"))
+
+
 def _query(spec: EndpointSpec, cp: SyncCheckpoint, page: int, page_size: int) -> dict:
     params = dict(cp.params)
     if spec.date_params:
@@ -560,36 +718,80 @@ def _save_page(save_dir: Path, spec: EndpointSpec, cp: SyncCheckpoint, page: int
     target.write_bytes(raw)
 
 
-def _ingest_page(run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress) -> None:
+def _ingest_page(
+    run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress, *, spawn_itens=False
+) -> list[SyncCheckpoint]:
+    """Store one page and advance its checkpoint in one transaction.
+
+    With ``spawn_itens`` (contratações of a run with itens) the checkpoints of the page's
+    compras' itens are created in that same transaction, so a resume knows every one of them.
+    """
+    spawned = []
     with transaction.atomic():
         result = ingester.ingest(
             cp.resource, message.data, source=f"{cp.key} p{message.page}", extra=message.extra
         )
-        if message.page == 1 or cp.next_page != message.page:
-            # first page of a (re)started window: counts restart from here
-            cp.fetched = (message.page - 1) * (message.page_size or cp.page_size)
-        cp.fetched += len(message.data)
-        cp.next_page = message.page + 1
-        cp.page_size = message.page_size or cp.page_size
-        cp.total_registros = message.total_registros
-        cp.total_paginas = message.total_paginas
-        cp.status = SyncCheckpoint.Status.RUNNING
-        cp.save(
-            update_fields=[
-                "fetched",
-                "next_page",
-                "page_size",
-                "total_registros",
-                "total_paginas",
-                "status",
-                "updated_at",
-            ]
-        )
-        now = timezone.now()
-        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
-        SyncLock.objects.filter(run=run).update(expires_at=now + LOCK_TTL)
+        if spawn_itens:
+            spawned = spawn_itens_checkpoints(run, result.keys)
+        _advance_checkpoint(run, cp, message)
     progress.pages += 1
     progress.result.add(result)
+    return spawned
+
+
+def _ingest_itens(run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress) -> None:
+    """Store one compra's itens, then their resultados, and close its page, atomically."""
+    compra = cp.params["compra"]
+    source = f"{cp.key} p{message.page}"
+    with transaction.atomic():
+        contratacao_id = (
+            Contratacao.objects.filter(numero_controle_pncp=compra)
+            .values_list("id", flat=True)
+            .first()
+        )
+        if contratacao_id is None:  # deleted since it was planned: nothing to attach them to
+            message.data, message.extra, message.total_registros = [], {"resultados": []}, 0
+        context = {"compra": compra, "contratacao_id": contratacao_id}
+        result = ingester.ingest("itens", message.data, source=source, context=context)
+        resultados = (message.extra or {}).get("resultados") or []
+        if resultados:
+            item_ids = dict(
+                ItemContratacao.objects.filter(contratacao_id=contratacao_id).values_list(
+                    "numero_item", "id"
+                )
+            )
+            context = {"compra": compra, "item_ids": item_ids}
+            result.add(ingester.ingest("resultados", resultados, source=source, context=context))
+        _advance_checkpoint(run, cp, message)
+    progress.pages += 1
+    progress.result.add(result)
+
+
+def _advance_checkpoint(run, cp: SyncCheckpoint, message: _PageMessage) -> None:
+    """Record a stored page on its checkpoint (call inside the page's transaction)."""
+    if message.page == 1 or cp.next_page != message.page:
+        # first page of a (re)started window: counts restart from here
+        cp.fetched = (message.page - 1) * (message.page_size or cp.page_size)
+    cp.fetched += len(message.data)
+    cp.next_page = message.page + 1
+    cp.page_size = message.page_size or cp.page_size
+    cp.total_registros = message.total_registros
+    cp.total_paginas = message.total_paginas
+    cp.status = SyncCheckpoint.Status.RUNNING
+    cp.save(
+        update_fields=[
+            "fetched",
+            "next_page",
+            "page_size",
+            "total_registros",
+            "total_paginas",
+            "status",
+            "updated_at",
+        ]
+    )
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+    SyncLock.objects.filter(run=run).update(expires_at=now + LOCK_TTL)
 
 
 def _finish_window(run, cp: SyncCheckpoint, message: _PageMessage, attempts, progress) -> bool:
@@ -689,6 +891,7 @@ def finish_run(run: SyncRun) -> SyncRun:
     run.errors = failures
     run.save(update_fields=["params", "status", "finished_at", "errors"])
     SyncLock.objects.filter(run=run).delete()
+    metrics.sync_finished(*(r for r, s in by_resource.items() if s == {SyncCheckpoint.Status.DONE}))
     return run
 
 

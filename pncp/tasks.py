@@ -4,7 +4,11 @@
 once saying why), then a chord runs ``sync_window`` for every window and ``sync_finish``
 closes the run. Every task is idempotent: a redelivered ``sync_window`` (worker killed, task
 acknowledged late) resumes its window from the checkpoint, and the ingest's upsert makes the
-redone page harmless.
+redone page harmless. With ``itens=True`` a window's task also fetches the itens of the
+contratações it stores (their checkpoints are created with the page).
+
+``contract_check`` (daily, before the syncs) probes PNCP's page limits and payload shapes and
+stores a ContractCheck row; drift is logged as a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from django.contrib.auth import get_user_model
 
 from pncp.models import SyncCheckpoint, SyncRun
 from pncp.resources import RESOURCES
-from pncp.sync import SyncLockedError, SyncOptions, execute_run, finish_run, start_run
+from pncp.sync import (
+    ITENS_RESOURCE,
+    SyncLockedError,
+    SyncOptions,
+    execute_run,
+    finish_run,
+    start_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +44,13 @@ def options_from_kwargs(
     endpoint: str | None = None,
     modalidades: list[int] | None = None,
     concurrency: int = 1,
+    itens: bool = False,
 ) -> SyncOptions:
+    resources = list(resources)
+    if itens and ITENS_RESOURCE not in resources:
+        resources.append(ITENS_RESOURCE)
     return SyncOptions(
-        resources=list(resources),
+        resources=resources,
         incremental=incremental,
         desde=date.fromisoformat(desde) if desde else None,
         ate=date.fromisoformat(ate) if ate else None,
@@ -100,3 +115,19 @@ def sync_propostas() -> dict:
     return sync_start(
         ["contratacoes"], endpoint="contratacoes.proposta", trigger=SyncRun.Trigger.BEAT
     )
+
+
+@shared_task(name="pncp.contract_check", **TASK_OPTIONS)
+def contract_check() -> dict:
+    """Beat's daily job: PNCP's page limits and payload shapes against what we expect."""
+    from pncp.contract_check import run_contract_check
+
+    check = run_contract_check(trigger="beat")
+    drift = [f for f in check.findings if f["drift"]]
+    if drift:
+        logger.warning(
+            "PNCP contract check #%s found drift: %s",
+            check.pk,
+            "; ".join(f"{f['endpoint']} {f['check']}: {f['observed']}" for f in drift[:10]),
+        )
+    return {"check": check.pk, "status": check.status, "drift": len(drift)}

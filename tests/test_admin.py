@@ -14,7 +14,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from django.contrib import admin
@@ -28,15 +28,20 @@ from pncp import admin as pncp_admin
 from pncp.ingest import SPECS, Ingester
 from pncp.models import (
     AtaRegistroPreco,
+    ContractCheck,
     Contratacao,
     Contrato,
     Coverage,
+    Fornecedor,
+    ItemContratacao,
     ItemPCA,
     Orgao,
     PlanoContratacao,
     RecordVersion,
     RejectedRecord,
+    ResultadoItem,
     SyncCheckpoint,
+    SyncLock,
     SyncRun,
     UnidadeOrgao,
 )
@@ -159,6 +164,35 @@ def _domain_case(model):
     )
 
 
+def _itens(d):
+    """An item with a resultado (and its fornecedor), stored through the importer once."""
+    if "itens" not in d:
+        from pncp.ingest import Ingester
+        from tests.fakes.fake_pncp import FakeDataset
+
+        contratacao = Contratacao.objects.get(numero_controle_pncp=CONTRATACAO_KEY)
+        ds = FakeDataset()
+        ds.add("contratacoes", dict(contratacao.raw))
+        ds.generate_itens(seed=3, max_itens=6)
+        itens = ds.itens(CONTRATACAO_KEY)
+        with_result = next(i for i in itens if i["temResultado"])
+        ingester = Ingester()
+        context = {"compra": CONTRATACAO_KEY, "contratacao_id": contratacao.pk}
+        ingester.ingest("itens", itens, context=context)
+        item_ids = dict(
+            ItemContratacao.objects.filter(contratacao=contratacao).values_list("numero_item", "id")
+        )
+        resultados = ds.resultados(CONTRATACAO_KEY, with_result["numeroItem"])
+        ingester.ingest(
+            "resultados", resultados, context={"compra": CONTRATACAO_KEY, "item_ids": item_ids}
+        )
+        item = ItemContratacao.objects.get(
+            contratacao=contratacao, numero_item=with_result["numeroItem"]
+        )
+        d["itens"] = (item, ResultadoItem.objects.filter(item=item).select_related("fornecedor")[0])
+    return d["itens"]
+
+
 # name -> (model, the case built from the ``data`` fixture)
 CASES = {
     "contratacao": (
@@ -260,6 +294,53 @@ CASES = {
             {"resolved": "yes"},
         ),
     ),
+    "contractcheck": (
+        ContractCheck,
+        lambda d: Case(
+            ContractCheck.objects.create(status="drift", endpoints=10, findings=[]),
+            "drift",
+            {"status__exact": "drift"},
+            {"status__exact": "ok"},
+        ),
+    ),
+    "itemcontratacao": (
+        ItemContratacao,
+        lambda d: Case(
+            _itens(d)[0],
+            _itens(d)[0].chave,
+            {"tem_resultado__exact": "1"},
+            {"tem_resultado__exact": "0"},
+        ),
+    ),
+    "resultadoitem": (
+        ResultadoItem,
+        lambda d: Case(
+            _itens(d)[1],
+            _itens(d)[1].nome_razao_social_fornecedor,
+            {"tipo_pessoa__codigo__exact": _itens(d)[1].tipo_pessoa_id},
+            {"tipo_pessoa__codigo__exact": "PE"},
+        ),
+    ),
+    "fornecedor": (
+        Fornecedor,
+        lambda d: Case(
+            _itens(d)[1].fornecedor,
+            _itens(d)[1].fornecedor.nome_razao_social,
+            {"tipo_pessoa__codigo__exact": _itens(d)[1].fornecedor.tipo_pessoa_id},
+            {"tipo_pessoa__codigo__exact": "PE"},
+        ),
+    ),
+    "synclock": (
+        SyncLock,
+        lambda d: Case(
+            SyncLock.objects.create(
+                resource="atas", run=d["run"], expires_at=datetime(2030, 1, 1, tzinfo=UTC)
+            ),
+            "atas",
+            {"resource": "atas"},
+            {"resource": "pca"},
+        ),
+    ),
     "user": (
         User,
         lambda d: Case(
@@ -282,7 +363,7 @@ def test_every_model_of_ours_has_an_admin_and_a_case_below():
         for model in admin.site._registry
         if model._meta.app_label in {"pncp", "domain_tables", "accounts"}
     }
-    assert len([m for m in registered if m._meta.app_label == "pncp"]) == 12
+    assert len([m for m in registered if m._meta.app_label == "pncp"]) == 17
     assert len([m for m in registered if m._meta.app_label == "domain_tables"]) == 22
     assert registered == {model for model, _ in CASES.values()}
 

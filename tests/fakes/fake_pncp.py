@@ -15,6 +15,13 @@ the messages below are invented but have PNCP's error-body shape. Known texts ar
 the 365-day 422, the proposta 422 (``samples/error_2.json``) and the shape of the 404
 (``samples/error_1.json``).
 
+It also serves the part of PNCP's main API (``/api/pncp``) the importer uses, with the shapes
+of that API's OpenAPI document: the itens of a compra (a bare JSON array, paged with
+``pagina``/``tamanhoPagina``), the resultados of an item, both answering 404 when there is
+nothing, and the domain-table services (``/v1/modalidades``, ...). Tests can change a page
+limit (``page_limits``), add or remove a field in the records served (``add_field``,
+``remove_field``) and edit the domain lists (``domains``).
+
 Run standalone with ``python -m tests.fakes.fake_pncp --port 8765 --contratacoes 5000 --seed 1``.
 """
 
@@ -47,6 +54,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 BASE_PATH = "/api/consulta"
 ERROR_CONTEXT_PATH = "/pncp-consulta"  # PNCP's error bodies show this internal context path
+MAIN_BASE_PATH = "/api/pncp"  # PNCP's main API; its requests are logged with this prefix
+MAIN_ERROR_CONTEXT_PATH = "/pncp-api"
+ITENS_LIMIT = "itens"  # page_limits key of the itens list (the OpenAPI declares no maximum)
 
 RESOURCES = ("contratacoes", "contratos", "atas", "pca")
 KEY_FIELD = {
@@ -253,6 +263,9 @@ class FakeDataset:
         self._query_cache: dict[tuple, list[dict]] = {}
         self._indexed_version = -1
         self._sequences: Counter = Counter()
+        # Main API sub-resources, by compra (numeroControlePNCP) and (compra, numeroItem).
+        self._itens: dict[str, list[dict]] = {}
+        self._resultados: dict[tuple[str, int], list[dict]] = {}
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -342,6 +355,78 @@ class FakeDataset:
     def version(self) -> int:
         """Increases on every change; the server's query cache is keyed on it."""
         return self._version
+
+    # ---- itens and resultados (PNCP's main API) ------------------------------------------
+
+    def set_itens(self, compra: str, itens: Iterable[dict]) -> None:
+        """Replace the itens of a compra (copied, kept in numeroItem order)."""
+        with self._lock:
+            ordered = sorted(copy.deepcopy(list(itens)), key=lambda i: i["numeroItem"])
+            self._itens[compra] = ordered
+
+    def itens(self, compra: str) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._itens.get(compra, []))
+
+    def set_resultados(self, compra: str, numero_item: int, resultados: Iterable[dict]) -> None:
+        with self._lock:
+            self._resultados[(compra, numero_item)] = copy.deepcopy(list(resultados))
+
+    def resultados(self, compra: str, numero_item: int) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._resultados.get((compra, numero_item), []))
+
+    def compras_with_itens(self) -> list[str]:
+        with self._lock:
+            return [compra for compra, itens in self._itens.items() if itens]
+
+    def item_counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "itens": sum(len(i) for i in self._itens.values()),
+                "resultados": sum(len(r) for r in self._resultados.values()),
+            }
+
+    def update_resultado(
+        self, compra: str, numero_item: int, sequencial: int, *, at: datetime | None = None, **ch
+    ) -> dict:
+        """Change fields of a resultado and bump its dataAtualizacao, as PNCP does."""
+        at = (at or datetime.now()).replace(microsecond=0)
+        with self._lock:
+            resultados = self._resultados[(compra, numero_item)]
+            for i, old in enumerate(resultados):
+                if old["sequencialResultado"] == sequencial:
+                    new = {**copy.deepcopy(old), "dataAtualizacao": _dt(at), **copy.deepcopy(ch)}
+                    resultados[i] = new
+                    return copy.deepcopy(new)
+            raise KeyError(f"no resultado {sequencial} of item {numero_item} of {compra}")
+
+    def generate_itens(
+        self, *, seed: int = 0, max_itens: int = 5, compras: Iterable[str] | None = None
+    ) -> dict[str, int]:
+        """Itens (0..max_itens per compra: some compras have none) and their resultados.
+
+        Shapes follow the main API's ``RecuperarCompraItemSigiloDTO`` and
+        ``RecuperarCompraItemResultadoDTO``, with codes as the integers real answers carry.
+        Fornecedores come from a small pool, so several resultados share one.
+        """
+        rng = random.Random(f"itens|{seed}")
+        with self._lock:
+            keys = list(compras) if compras is not None else list(self._records["contratacoes"])
+            for compra in keys:
+                record = self._records["contratacoes"].get(compra)
+                if record is None:
+                    raise KeyError(f"no contratação {compra!r}")
+                published = datetime.fromisoformat(record["dataPublicacaoPncp"])
+                itens = [_item(rng, n, published) for n in range(1, rng.randint(0, max_itens) + 1)]
+                self._itens[compra] = itens
+                for item in itens:
+                    if item["temResultado"]:
+                        count = 2 if rng.random() < 0.2 else 1
+                        self._resultados[(compra, item["numeroItem"])] = [
+                            _resultado(rng, compra, item, seq) for seq in range(1, count + 1)
+                        ]
+            return self.item_counts()
 
     # ---- queries used by the server (results are shared: treat them as read-only) ---------
 
@@ -535,6 +620,205 @@ class FakeDataset:
             elif str(_get(record, _FILTER_PATHS[resource][name])) != str(expected):
                 return False
         return True
+
+
+_FORNECEDORES = [
+    (_cnpj(f"{11000000 + n * 7331:08d}0001"), name, porte, natureza)
+    for n, (name, porte, natureza) in enumerate(
+        [
+            ("COMERCIAL SANTA LUZIA LTDA", 1, "2062"),
+            ("DISTRIBUIDORA NORTE SUL EIRELI", 2, "2062"),
+            ("FRESENIUS KABI BRASIL LTDA.", 3, "2062"),
+            ("JOAO DA SILVA MATERIAIS", 1, "2135"),
+            ("MEDILAR S/A", 3, "2054"),
+            ("TECNO INFORMATICA LTDA", 2, "2062"),
+        ]
+    )
+]
+_PORTES = {1: "ME", 2: "EPP", 3: "Demais"}
+_NATUREZAS = {
+    "2062": "Sociedade Empresária Limitada",
+    "2135": "Empresário (Individual)",
+    "2054": "Sociedade Anônima Fechada",
+}
+_DESCRICOES = [
+    ("M", "DIPIRONA SÓDICA 500MG/ML, SOLUÇÃO INJETÁVEL", "AMPOLA 2,00 ML"),
+    ("M", "PAPEL A4, 75 G/M2, BRANCO, PACOTE COM 500 FOLHAS", "PACOTE"),
+    ("M", "CADEIRA GIRATÓRIA COM BRAÇOS, ESTOFADA ", "UNIDADE"),
+    ("S", "SERVIÇO DE MANUTENÇÃO PREVENTIVA E CORRETIVA DE AR CONDICIONADO", "SERVIÇO"),
+    ("M", "NOTEBOOK 14 POLEGADAS, 16GB RAM, SSD 512GB", "UNIDADE"),
+    ("S", "LOCAÇÃO DE VEÍCULO TIPO SEDAN COM MOTORISTA", "MÊS"),
+]
+_SITUACOES_ITEM = {1: "Em Andamento", 2: "Homologado", 4: "Deserto", 5: "Fracassado"}
+
+
+def _item(rng: random.Random, numero: int, published: datetime) -> dict:
+    kind, descricao, unidade = rng.choice(_DESCRICOES)
+    quantidade = float(rng.choice([1, 2, 10, 12, 50, 100, 1000, 4638000]))
+    unitario = round(rng.uniform(0.05, 9000), 4)
+    situacao = rng.choice([2, 2, 2, 1, 4, 5])
+    included = published + timedelta(minutes=rng.randint(1, 120))
+    catalogado = rng.random() < 0.5
+    margem = rng.random() < 0.1
+    return {
+        "numeroItem": numero,
+        "descricao": descricao,
+        "materialOuServico": kind,
+        "materialOuServicoNome": "Material" if kind == "M" else "Serviço",
+        "valorUnitarioEstimado": unitario,
+        "valorTotal": round(unitario * quantidade, 4),
+        "quantidade": quantidade,
+        "unidadeMedida": unidade,
+        "orcamentoSigiloso": rng.random() < 0.05,
+        "itemCategoriaId": 3,
+        "itemCategoriaNome": "Não se aplica",
+        "patrimonio": None,
+        "codigoRegistroImobiliario": None,
+        "criterioJulgamentoId": 1,
+        "criterioJulgamentoNome": "Menor preço",
+        "situacaoCompraItem": situacao,
+        "situacaoCompraItemNome": _SITUACOES_ITEM[situacao],
+        "tipoBeneficio": 4 if kind == "S" else rng.choice([1, 4]),
+        "tipoBeneficioNome": "Sem benefício",
+        "incentivoProdutivoBasico": False,
+        "dataInclusao": _dt(included),
+        "dataAtualizacao": _dt(included + timedelta(days=rng.randint(0, 20))),
+        "temResultado": situacao == 2,
+        "imagem": 0,
+        "aplicabilidadeMargemPreferenciaNormal": margem,
+        "aplicabilidadeMargemPreferenciaAdicional": False,
+        "percentualMargemPreferenciaNormal": 10.0 if margem else None,
+        "percentualMargemPreferenciaAdicional": None,
+        "ncmNbsCodigo": "30049099" if catalogado and kind == "M" else None,
+        "ncmNbsDescricao": "Outros medicamentos" if catalogado and kind == "M" else None,
+        "catalogo": (
+            {
+                "id": 1,
+                "nome": "Compras.gov.br",
+                "descricao": "Catálogo de materiais e serviços do Compras.gov.br",
+                "dataInclusao": "2022-03-01T10:00:00",
+                "dataAtualizacao": "2022-03-01T10:00:00",
+                "statusAtivo": True,
+                "url": "https://catalogo.compras.gov.br",
+            }
+            if catalogado
+            else None
+        ),
+        "categoriaItemCatalogo": (
+            {
+                "id": 1 if kind == "M" else 2,
+                "nome": "Material" if kind == "M" else "Serviço",
+                "descricao": "",
+                "dataInclusao": "2022-03-01T10:00:00",
+                "dataAtualizacao": "2022-03-01T10:00:00",
+                "statusAtivo": True,
+            }
+            if catalogado
+            else None
+        ),
+        "catalogoCodigoItem": str(rng.randint(100000, 499999)) if catalogado else None,
+        "informacaoComplementar": "Entrega parcelada" if rng.random() < 0.3 else None,
+        "tipoMargemPreferencia": {"codigo": 1, "nome": "Normal"} if margem else None,
+        "exigenciaConteudoNacional": False,
+    }
+
+
+def _resultado(rng: random.Random, compra: str, item: dict, sequencial: int) -> dict:
+    ni, nome, porte, natureza = rng.choice(_FORNECEDORES)
+    quantidade = item["quantidade"]
+    desconto = round(rng.uniform(0, 40), 2)
+    unitario = round(item["valorUnitarioEstimado"] * (1 - desconto / 100), 4)
+    decided = datetime.fromisoformat(item["dataInclusao"]) + timedelta(days=rng.randint(5, 30))
+    estrangeira = rng.random() < 0.1
+    return {
+        "numeroControlePNCPCompra": compra,
+        "numeroItem": item["numeroItem"],
+        "sequencialResultado": sequencial,
+        "niFornecedor": ni,
+        "tipoPessoa": "PJ",
+        "nomeRazaoSocialFornecedor": nome,
+        "porteFornecedorId": porte,
+        "porteFornecedorNome": _PORTES[porte],
+        "naturezaJuridicaId": natureza,
+        "naturezaJuridicaNome": _NATUREZAS[natureza],
+        "codigoPais": "BRA",
+        "quantidadeHomologada": quantidade,
+        "valorUnitarioHomologado": unitario,
+        "valorTotalHomologado": round(unitario * quantidade, 4),
+        "percentualDesconto": desconto,
+        "timezoneCotacaoMoedaEstrangeira": "America/Sao_Paulo" if estrangeira else None,
+        "moedaEstrangeira": (
+            {"id": 2, "simbolo": "US$", "nome": "Dólar dos Estados Unidos"} if estrangeira else None
+        ),
+        "valorNominalMoedaEstrangeira": round(unitario / 5.4, 4) if estrangeira else None,
+        "dataCotacaoMoedaEstrangeira": _dt(decided) if estrangeira else None,
+        "amparoLegalMargemPreferencia": (
+            {"id": 1, "nome": "Lei 14.133/2021, Art. 28, I", "descricao": "", "statusAtivo": True}
+            if item["aplicabilidadeMargemPreferenciaNormal"]
+            else None
+        ),
+        "amparoLegalCriterioDesempate": None,
+        "paisOrigemProdutoServico": {"id": "USA", "nome": "Estados Unidos"}
+        if estrangeira
+        else None,
+        "indicadorSubcontratacao": False,
+        "ordemClassificacaoSrp": sequencial,
+        "dataResultado": _d(decided),
+        "motivoCancelamento": None,
+        "dataCancelamento": None,
+        "situacaoCompraItemResultadoId": 1,
+        "situacaoCompraItemResultadoNome": "Informado",
+        "aplicacaoMargemPreferencia": bool(item["aplicabilidadeMargemPreferenciaNormal"]),
+        "aplicacaoBeneficioMeEpp": porte in (1, 2),
+        "aplicacaoCriterioDesempate": False,
+        "dataInclusao": _dt(decided),
+        "dataAtualizacao": _dt(decided),
+    }
+
+
+# Domain table -> the main API's list service (paths of the main API's OpenAPI document).
+DOMAIN_PATHS = {
+    "modalidade_contratacao": "/v1/modalidades",
+    "modo_disputa": "/v1/modos-disputas",
+    "criterio_julgamento": "/v1/criterios-julgamentos",
+    "instrumento_convocatorio": "/v1/tipos-instrumentos-convocatorios",
+    "amparo_legal": "/v1/amparos-legais",
+    "categoria_item_pca": "/v1/categoriaItemPcas",
+    "tipo_contrato": "/v1/tipos-contratos",
+    "tipo_documento": "/v1/tipos-documentos",
+    "porte_empresa": "/v1/portes-empresa",
+    "tipo_instrumento_cobranca": "/v1/tipos-instrumentos-cobranca",
+}
+DOMAIN_SOURCE = (
+    Path(__file__).resolve().parents[2] / "domain_tables" / "source" / "domain_tables.json"
+)
+
+
+def default_domains() -> dict[str, list[dict]]:
+    """Every domain service's answer: the project's domain tables as PNCP would list them."""
+    tables = json.loads(DOMAIN_SOURCE.read_text(encoding="utf-8"))
+    domains = {}
+    for table, path in DOMAIN_PATHS.items():
+        rows = []
+        for row in tables[table]["rows"]:
+            entry = {
+                "id": row["codigo"],
+                "nome": row["nome"],
+                "descricao": row.get("descricao") or "",
+                "dataInclusao": "2021-07-01T00:00:00",
+                "dataAtualizacao": "2021-07-01T00:00:00",
+                "statusAtivo": True,
+            }
+            if table == "amparo_legal":
+                entry["tipoAmparoLegal"] = {
+                    "id": 1,
+                    "nome": "Contratação",
+                    "descricao": "",
+                    "statusAtivo": True,
+                }
+            rows.append(entry)
+        domains[path] = rows
+    return domains
 
 
 class _Generator:
@@ -920,6 +1204,16 @@ ROUTES: dict[str, _Route] = {
     ),
 }
 _DETAIL_RE = re.compile(r"^/v1/orgaos/([^/]+)/compras/([^/]+)/([^/]+)$")
+_ITENS_RE = re.compile(r"^/v1/orgaos/(\d{14})/compras/(\d+)/(\d+)/itens$")
+_RESULTADOS_RE = re.compile(r"^/v1/orgaos/(\d{14})/compras/(\d+)/(\d+)/itens/(\d+)/resultados$")
+_REMOVE = object()  # field_changes marker: drop the field
+
+
+def _compra_key(cnpj: str, ano: str, sequencial: str) -> str:
+    """numeroControlePNCP of a compra from the path of its main-API resources."""
+    return f"{cnpj}-1-{int(sequencial):06d}/{int(ano)}"
+
+
 _JAVA_TYPES = {"str": "String", "int": "Long"}
 
 
@@ -1017,7 +1311,10 @@ class FakePNCP:
     Attributes tests may change at runtime: ``dataset``, ``faults`` (:class:`FaultConfig`),
     ``page_limits`` (path -> max tamanhoPagina), ``fail_always`` (path -> status or fault
     kind, exact relative path such as ``"/v1/contratos"``), ``silent_page_size_400`` and
-    ``today`` (the date ``/v1/contratacoes/proposta`` compares ``dataFinal`` with).
+    ``today`` (the date ``/v1/contratacoes/proposta`` compares ``dataFinal`` with), ``domains``
+    (main-API path -> the list that domain service answers) and, through ``add_field`` /
+    ``remove_field``, the shape of the records served. ``page_limits[ITENS_LIMIT]`` limits
+    ``tamanhoPagina`` of the itens list (no limit by default).
     """
 
     def __init__(
@@ -1041,6 +1338,9 @@ class FakePNCP:
         self.silent_page_size_400 = silent_page_size_400
         self.page_limits = {**DEFAULT_PAGE_LIMITS, **(page_limits or {})}
         self.fail_always: dict[str, int | str] = {}
+        self.domains: dict[str, list[dict]] = default_domains()
+        # resource -> {dotted field: value to add, or _REMOVE}
+        self.field_changes: dict[str, dict[str, object]] = {}
         self.log: list[LoggedRequest] = []
         self.status_counts: Counter = Counter()
         self.fault_counts: Counter = Counter()
@@ -1115,6 +1415,38 @@ class FakePNCP:
         with self._lock:
             return list(self._script)
 
+    # ---- shape of the answers ----------------------------------------------------------------
+
+    def add_field(self, resource: str, field: str, value: object = None) -> None:
+        """Serve ``resource`` records (contratacoes, contratos, atas, pca, itens, resultados)
+        with one more field; ``field`` may be dotted (``"orgaoEntidade.novo"``)."""
+        self.field_changes.setdefault(resource, {})[field] = copy.deepcopy(value)
+
+    def remove_field(self, resource: str, field: str) -> None:
+        """Serve ``resource`` records without ``field`` (dotted for a nested one)."""
+        self.field_changes.setdefault(resource, {})[field] = _REMOVE
+
+    def _reshape(self, resource: str, records: list[dict]) -> list[dict]:
+        changes = self.field_changes.get(resource)
+        if not changes:
+            return records
+        reshaped = []
+        for record in records:
+            record = copy.deepcopy(record)
+            for field, value in changes.items():
+                *parents, name = field.split(".")
+                target = record
+                for parent in parents:
+                    target = target.get(parent) if isinstance(target, dict) else None
+                if not isinstance(target, dict):
+                    continue
+                if value is _REMOVE:
+                    target.pop(name, None)
+                else:
+                    target[name] = copy.deepcopy(value)
+            reshaped.append(record)
+        return reshaped
+
     # ---- request log -----------------------------------------------------------------------
 
     def requests(
@@ -1155,7 +1487,12 @@ class FakePNCP:
         split = urlsplit(handler.path)
         params = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         path = split.path
-        rel = path[len(BASE_PATH) :] if path.startswith(BASE_PATH + "/") else None
+        if path.startswith(BASE_PATH + "/"):
+            rel = path[len(BASE_PATH) :]
+        elif path.startswith(MAIN_BASE_PATH + "/"):
+            rel = path  # main API requests keep their prefix in the log and fault scripts
+        else:
+            rel = None
         fault, scripted = self._pick_fault(rel, params) if rel is not None else (None, False)
         try:
             response, fault = self._respond(rel, path, params, fault, scripted)
@@ -1260,6 +1597,8 @@ class FakePNCP:
     # ---- endpoints -------------------------------------------------------------------------
 
     def _route(self, rel: str, params: dict) -> _Response:
+        if rel.startswith(MAIN_BASE_PATH + "/"):
+            return self._route_main(rel[len(MAIN_BASE_PATH) :], params)
         route = ROUTES.get(rel)
         if route is not None:
             return self._paged(rel, route, params)
@@ -1341,7 +1680,7 @@ class FakePNCP:
         pages = math.ceil(total / size)
         if page > pages:
             raise _ApiError(400, f"Página {page} inexistente: a consulta tem {pages} páginas.")
-        data = matches[(page - 1) * size : page * size]
+        data = self._reshape(route.resource, matches[(page - 1) * size : page * size])
         classificacao = dict(filters).get("classificacao")
         if classificacao is not None:  # PCA item queries return only the class's itens
             data = [_only_class(r, classificacao) for r in data]
@@ -1367,12 +1706,59 @@ class FakePNCP:
             orcamentoSigilosoDescricao="Compra sem sigilo",
             existeResultado=record.get("valorTotalHomologado") is not None,
         )
+        [detail] = self._reshape("contratacoes", [detail])
         return _Response(200, _json(detail), records=1)
+
+    # ---- main API (/api/pncp) --------------------------------------------------------------
+
+    def _route_main(self, sub: str, params: dict) -> _Response:
+        match = _ITENS_RE.match(sub)
+        if match:
+            return self._itens(_compra_key(*match.groups()), params)
+        match = _RESULTADOS_RE.match(sub)
+        if match:
+            cnpj, ano, sequencial, numero = match.groups()
+            return self._resultados(_compra_key(cnpj, ano, sequencial), _parse_int("n", numero))
+        if sub in self.domains:
+            rows = self.domains[sub]
+            ativo = params.get("statusAtivo")
+            if ativo in ("true", "false"):
+                rows = [r for r in rows if bool(r.get("statusAtivo")) == (ativo == "true")]
+            return _Response(200, _json(rows), records=len(rows))
+        raise _ApiError(404, f"No static resource {sub.lstrip('/')}.")
+
+    def _itens(self, compra: str, params: dict) -> _Response:
+        page = _parse_int("pagina", params["pagina"]) if params.get("pagina") else 1
+        size = (
+            _parse_int("tamanhoPagina", params["tamanhoPagina"])
+            if params.get("tamanhoPagina")
+            else 10
+        )
+        if page < 1 or size < 1:
+            raise _ApiError(400, "pagina e tamanhoPagina devem ser maiores ou iguais a 1")
+        limit = self.page_limits.get(ITENS_LIMIT)
+        if limit is not None and size > limit:
+            raise _ApiError(400, f"tamanhoPagina deve ser menor ou igual a {limit}")
+        data = self.dataset.itens(compra)[(page - 1) * size : page * size]
+        if not data:  # sub-resource lists answer 404 when empty
+            raise _ApiError(404, "Nenhum item encontrado para a contratação.")
+        data = self._reshape("itens", data)
+        return _Response(200, _json(data), records=len(data))
+
+    def _resultados(self, compra: str, numero_item: int) -> _Response:
+        data = self.dataset.resultados(compra, numero_item)
+        if not data:
+            raise _ApiError(404, "Nenhum resultado encontrado para o item.")
+        data = self._reshape("resultados", data)
+        return _Response(200, _json(data), records=len(data))
 
     # ---- responses -------------------------------------------------------------------------
 
     def _error_body(self, status: int, message: str, rel: str) -> bytes:
-        path = ERROR_CONTEXT_PATH + rel if rel.startswith("/v1") else rel
+        if rel.startswith(MAIN_BASE_PATH + "/"):
+            path = MAIN_ERROR_CONTEXT_PATH + rel[len(MAIN_BASE_PATH) :]
+        else:
+            path = ERROR_CONTEXT_PATH + rel if rel.startswith("/v1") else rel
         if status == 422:  # samples/error_2.json
             body = {
                 "path": path,
@@ -1474,6 +1860,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--silent-page-size-400", action="store_true")
+    parser.add_argument(
+        "--itens", type=int, default=0, help="up to this many itens (and resultados) per compra"
+    )
     for f in fields(FaultConfig):
         if f.name.startswith("rate_") or f.name in ("retry_after", "slow_seconds", "hang_seconds"):
             flag = "--" + f.name.replace("_", "-")
@@ -1489,6 +1878,8 @@ def main(argv: list[str] | None = None) -> None:
         days=args.days,
         seed=args.seed,
     )
+    if args.itens:
+        dataset.generate_itens(seed=args.seed, max_itens=args.itens)
     overrides = {
         name: getattr(args, name)
         for name in asdict(FaultConfig())

@@ -1,6 +1,7 @@
 """``manage.py sync_pncp``: fill and refresh the mirror from PNCP (or from saved pages).
 
-A thin wrapper: it validates the operator's input, then calls ``pncp.sync``.
+A thin wrapper: it validates the operator's input, then calls ``pncp.sync`` (records),
+``pncp.contract_check`` (``sync_pncp check``) or ``pncp.dominios`` (``sync_pncp dominios``).
 """
 
 import re
@@ -10,9 +11,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pncp.models import SyncRun
+from pncp.models import ContractCheck, SyncRun
 from pncp.resources import ENDPOINTS, RESOURCES
 from pncp.sync import (
+    ITENS_RESOURCE,
     Progress,
     SyncInputError,
     SyncOptions,
@@ -53,11 +55,26 @@ class Command(BaseCommand):
     help = (
         "Import PNCP records. Resources: pca, contratacoes, atas, contratos (several, or all). "
         "Examples: sync_pncp contratos --desde 2025-07-01 --ate 2025-07-31; "
-        "sync_pncp all --incremental; sync_pncp --resume; sync_pncp all --from-dir pages/"
+        "sync_pncp all --incremental; sync_pncp --resume; sync_pncp all --from-dir pages/; "
+        "sync_pncp contratacoes --desde 2025-07-01 --itens (also itens and resultados); "
+        "sync_pncp --itens --desde 2025-07-01 --ate 2025-07-31 (itens of stored contratações); "
+        "sync_pncp check (PNCP's page limits and payload shapes against ours); "
+        "sync_pncp dominios (refresh the domain tables from PNCP)"
     )
+    ACTIONS = ("check", "dominios")
 
     def add_arguments(self, parser):
-        parser.add_argument("resources", nargs="*", help="pca, contratacoes, atas, contratos, all")
+        parser.add_argument(
+            "resources",
+            nargs="*",
+            help="pca, contratacoes, atas, contratos, all; or one action: check, dominios",
+        )
+        parser.add_argument(
+            "--itens",
+            action="store_true",
+            help="also fetch the itens and resultados of the contratações (one call per compra "
+            "and per item with a result); alone, with --desde/--ate, for those already stored",
+        )
         parser.add_argument("--desde", help="first day, YYYY-MM-DD")
         parser.add_argument("--ate", help="last day, YYYY-MM-DD (default today)")
         parser.add_argument(
@@ -101,14 +118,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         self.progress_tty = sys.stdout.isatty() and self.stdout._out is sys.stdout
+        words = o["resources"]
+        if words and words[0] in self.ACTIONS:
+            if len(words) > 1:
+                raise CommandError(f"sync_pncp {words[0]} takes no resources")
+            # not "check": BaseCommand.check() runs Django's system checks
+            return self.contract_check() if words[0] == "check" else self.dominios()
         try:
             if o["resume"] is not None:
                 run = resume_run(o["resume"] or None)
                 self.stdout.write(f"resuming run #{run.pk} ({', '.join(run.resources)})")
                 progress = execute_run(run, on_progress=self.show)
                 return self.finish(run, progress)
-            resources = self.resources(o["resources"])
+            resources = self.resources(o["resources"], itens=o["itens"])
             if o["from_dir"]:
+                if o["itens"]:
+                    raise CommandError("--itens cannot be replayed from saved pages")
                 run, progress = import_from_dir(
                     Path(o["from_dir"]), resources, on_progress=self.show
                 )
@@ -130,17 +155,29 @@ class Command(BaseCommand):
         progress = execute_run(run, on_progress=self.show)
         self.finish(run, progress)
 
-    def resources(self, names):
+    def resources(self, names, *, itens: bool = False):
+        if not names and itens:
+            return [ITENS_RESOURCE]  # itens of the contratações already stored
         if not names:
             raise CommandError(f"name the resources to sync: {', '.join(RESOURCES)} or all")
         if "all" in names:
-            return list(RESOURCES)
+            names = list(RESOURCES)
         unknown = [n for n in names if n not in RESOURCES]
         if unknown:
+            actions = ", ".join(self.ACTIONS)
             raise CommandError(
-                f"unknown resource {', '.join(unknown)}; choose from {', '.join(RESOURCES)}, all"
+                f"unknown resource {', '.join(unknown)}; choose from {', '.join(RESOURCES)}, all "
+                f"(or one action: {actions})"
             )
-        return list(dict.fromkeys(names))
+        resources = list(dict.fromkeys(names))
+        if itens:
+            if "contratacoes" not in resources:
+                raise CommandError(
+                    "--itens fetches the itens of contratações: use it with contratacoes, "
+                    "or alone with --desde/--ate for the contratações already stored"
+                )
+            resources.append(ITENS_RESOURCE)
+        return resources
 
     def options(self, resources, o) -> SyncOptions:
         desde = parse_day(o["desde"], "--desde") if o["desde"] else None
@@ -183,6 +220,46 @@ class Command(BaseCommand):
             save_dir=Path(o["save_dir"]) if o["save_dir"] else None,
             concurrency=o["concurrency"],
         )
+
+    def contract_check(self):
+        """``sync_pncp check``: probe PNCP, print the findings, exit non-zero on drift."""
+        from pncp.contract_check import format_findings, run_contract_check
+
+        self.stdout.write("probing PNCP's Consulta endpoints (page limits, payload shapes)...")
+        check = run_contract_check(trigger="cli")
+        for line in format_findings(check):
+            self.stdout.write(line)
+        drift = [f for f in check.findings if f["drift"]]
+        errors = [f for f in check.findings if f["error"]]
+        self.stdout.write(
+            f"contract check #{check.pk} ({check.window}): {check.status}; "
+            f"{check.endpoints} endpoints, {len(drift)} drift findings, {len(errors)} errors"
+        )
+        if check.status == ContractCheck.Status.DRIFT:
+            raise CommandError(
+                f"PNCP drifted from what the importer expects ({len(drift)} findings above); "
+                "adjust resources.py / parsers.py before the next sync",
+                returncode=1,
+            )
+        if check.status == ContractCheck.Status.ERROR:
+            raise CommandError(
+                f"could not check every endpoint ({len(errors)} errors above)", returncode=2
+            )
+
+    def dominios(self):
+        """``sync_pncp dominios``: refresh the domain tables from PNCP's domain services."""
+        from pncp.dominios import refresh_domain_tables, unserved_tables
+
+        reports = refresh_domain_tables()
+        for report in reports:
+            self.stdout.write(report.summary())
+        self.stdout.write(
+            "not served by PNCP (kept from the fixtures and the records): "
+            + ", ".join(unserved_tables())
+        )
+        failed = [r.table for r in reports if r.error]
+        if failed:
+            raise CommandError(f"domain tables not refreshed: {', '.join(failed)}")
 
     def show(self, p: Progress) -> None:
         if self.progress_tty:
