@@ -30,7 +30,14 @@ def _fts_index(column: str, name: str) -> GinIndex:
 
 
 def _fk(model, related_name="+", **kwargs):
-    """A foreign key to a domain table: PROTECT, because codes are never deleted under data."""
+    """A foreign key to a domain table: PROTECT, because codes are never deleted under data.
+
+    No database constraint: the importer creates every code before the rows that use it
+    (unknown codes are added, flagged), codes are never deleted (PROTECT is enforced by
+    Django, and the admin forbids deleting codes), and a deferred constraint check per code
+    column per row was a sixth of an import's time (BENCHMARKS.md).
+    """
+    kwargs.setdefault("db_constraint", False)
     return models.ForeignKey(
         model, on_delete=models.PROTECT, null=True, blank=True, related_name=related_name, **kwargs
     )
@@ -186,8 +193,16 @@ class ImportedRecord(models.Model):
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     last_changed_at = models.DateTimeField()
+    # Not indexed: nothing looks records up by run, and on tables of millions every index is
+    # paid on each import (see BENCHMARKS.md). Deleting a SyncRun is not offered.
     sync_run = models.ForeignKey(
-        SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        SyncRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,  # emulated by Django: no database constraint to check
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
@@ -282,11 +297,17 @@ class OrgaoUnidadeMixin(models.Model):
     unidade = models.ForeignKey(
         UnidadeOrgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Sub-rogados are kept and shown, not filtered on: no index to maintain on every import.
     orgao_sub_rogado = models.ForeignKey(
-        Orgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Orgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     unidade_sub_rogada = models.ForeignKey(
-        UnidadeOrgao, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        UnidadeOrgao,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     codigo_unidade = models.CharField(max_length=50, blank=True, default="")
 
@@ -405,12 +426,13 @@ class Contratacao(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
     objeto_compra = models.TextField(blank=True, default="")
     informacao_complementar = models.TextField(null=True, blank=True)
     srp = models.BooleanField(null=True, blank=True)
-    modalidade = _fk(dt.ModalidadeContratacao)
+    # modalidade and situação are filtered through (code, data_publicacao_pncp) indexes below
+    modalidade = _fk(dt.ModalidadeContratacao, db_index=False)
     modo_disputa = _fk(dt.ModoDisputa)
     instrumento_convocatorio = _fk(dt.InstrumentoConvocatorio)
     amparo_legal = _fk(dt.AmparoLegal)
-    situacao = _fk(dt.SituacaoContratacao)
-    orcamento_sigiloso = _fk(dt.OrcamentoSigiloso)
+    situacao = _fk(dt.SituacaoContratacao, db_index=False)
+    orcamento_sigiloso = _fk(dt.OrcamentoSigiloso, db_index=False)
     indicador_orcamento_sigiloso = models.CharField(max_length=40, null=True, blank=True)
     existe_resultado = models.BooleanField(null=True, blank=True)
     valor_total_estimado = models.DecimalField(**MONEY)
@@ -459,7 +481,7 @@ class Contratacao(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
 class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
     numero_controle_pncp_ata = models.CharField("numeroControlePNCPAta", max_length=60, unique=True)
     numero_controle_pncp_compra = models.CharField(
-        "numeroControlePNCPCompra", max_length=50, blank=True, default="", db_index=True
+        "numeroControlePNCPCompra", max_length=50, blank=True, default=""
     )
     contratacao = models.ForeignKey(
         Contratacao, null=True, blank=True, on_delete=models.SET_NULL, related_name="atas"
@@ -488,6 +510,13 @@ class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
             models.Index(fields=["data_atualizacao_global"], name="ata_atu"),
             models.Index(fields=["data_publicacao_pncp"], name="ata_pub"),
             models.Index(fields=["codigo_unidade"], name="ata_codigo_unidade"),
+            # Only rows still waiting for their contratação: linking a page of contratações
+            # looks here, and a linked ata leaves the index.
+            models.Index(
+                fields=["numero_controle_pncp_compra"],
+                name="ata_unlinked_compra",
+                condition=models.Q(contratacao__isnull=True),
+            ),
             # API: counting atas in force in a window (a third of the table or more) with
             # ``cancelado`` is an index-only scan of this narrow index, not a table scan.
             models.Index(
@@ -517,7 +546,7 @@ class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
 class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
     numero_controle_pncp = models.CharField("numeroControlePNCP", max_length=50, unique=True)
     numero_controle_pncp_compra = models.CharField(
-        "numeroControlePncpCompra", max_length=50, null=True, blank=True, db_index=True
+        "numeroControlePncpCompra", max_length=50, null=True, blank=True
     )
     contratacao = models.ForeignKey(
         Contratacao, null=True, blank=True, on_delete=models.SET_NULL, related_name="contratos"
@@ -526,7 +555,7 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
     sequencial_contrato = models.PositiveIntegerField()
     numero_contrato_empenho = models.CharField(max_length=100, blank=True, default="")
     processo = models.CharField(max_length=255, blank=True, default="")
-    tipo_contrato = _fk(dt.TipoContrato)
+    tipo_contrato = _fk(dt.TipoContrato, db_index=False)  # via contrato_tipo_pub
     categoria_processo = _fk(dt.CategoriaProcesso)
     receita = models.BooleanField(null=True, blank=True)
     objeto_contrato = models.TextField(blank=True, default="")
@@ -535,7 +564,7 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
     tipo_pessoa = _fk(dt.TipoPessoa)
     ni_fornecedor = models.CharField(max_length=30, blank=True, default="", db_index=True)
     nome_razao_social_fornecedor = models.CharField(max_length=255, blank=True, default="")
-    tipo_pessoa_sub_contratada = _fk(dt.TipoPessoa)
+    tipo_pessoa_sub_contratada = _fk(dt.TipoPessoa, db_index=False)
     ni_fornecedor_sub_contratado = models.CharField(max_length=30, null=True, blank=True)
     nome_fornecedor_sub_contratado = models.CharField(max_length=255, null=True, blank=True)
     valor_inicial = models.DecimalField(**MONEY)
@@ -568,6 +597,11 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
             models.Index(fields=["uf", "data_publicacao_pncp"], name="contrato_uf_pub"),
             models.Index(fields=["codigo_municipio_ibge"], name="contrato_ibge"),
             models.Index(fields=["codigo_unidade"], name="contrato_codigo_unidade"),
+            models.Index(
+                fields=["numero_controle_pncp_compra"],
+                name="contrato_unlinked_compra",
+                condition=models.Q(contratacao__isnull=True),
+            ),
             models.Index(fields=["valor_global"], name="contrato_valor"),
             _fts_index("objeto_contrato", "contrato_objeto_fts"),
         ]
