@@ -144,6 +144,18 @@ def content_hash(text: str) -> str:
 
 
 @dataclass
+class Prepared:
+    """A batch after ``Ingester.prepare``: ready for the database half of ``ingest``."""
+
+    resource: str
+    records: dict[str, tuple[dict, str, str]]  # key -> (record, canonical JSON, hash)
+    rejects: list  # RejectedRecord instances, not saved yet
+    parsed: dict  # key -> Parsed or ParseError, when parsed ahead
+    source: str = ""
+    context: dict | None = None
+
+
+@dataclass
 class IngestResult:
     created: int = 0
     updated: int = 0
@@ -189,19 +201,22 @@ class Ingester:
 
     # --- public ---------------------------------------------------------------------------------
 
-    def ingest(
+    def prepare(
         self,
         resource: str,
         records: Iterable,
         *,
         source: str = "",
-        extra: dict | None = None,
         context: dict | None = None,
-    ) -> IngestResult:
-        """Store a batch of one resource; ``context`` is the parent of sub-resources."""
+        parse: bool = False,
+    ) -> Prepared:
+        """The database-free half of ``ingest``: keys, canonical JSON, hashes (and parsing).
+
+        Pure Python, so a fetching or reading thread can run it while the ingesting thread
+        waits on the database. ``parse=True`` parses every record ahead (wasted on records
+        that turn out unchanged, but off the critical path).
+        """
         spec = SPECS[resource]
-        result = IngestResult()
-        now = timezone.now()
         prepared: dict[str, tuple[dict, str, str]] = {}
         rejects: list[RejectedRecord] = []
 
@@ -225,10 +240,36 @@ class Ingester:
                 continue
             text = canonical(record)
             prepared[key] = (record, text, content_hash(text))
+        parsed: dict[str, Parsed | ParseError] = {}
+        if parse and spec.key is None:
+            for key, (record, _, _) in prepared.items():
+                try:
+                    parsed[key] = spec.parse(record)
+                except ParseError as exc:
+                    parsed[key] = exc
+        return Prepared(resource, prepared, rejects, parsed, source, context)
+
+    def ingest(
+        self,
+        resource: str,
+        records: Iterable = (),
+        *,
+        source: str = "",
+        extra: dict | None = None,
+        context: dict | None = None,
+        prepared_batch: Prepared | None = None,
+    ) -> IngestResult:
+        """Store a batch of one resource; ``context`` is the parent of sub-resources."""
+        spec = SPECS[resource]
+        result = IngestResult()
+        now = timezone.now()
+        batch = prepared_batch or self.prepare(resource, records, source=source, context=context)
+        prepared, rejects, ahead = batch.records, list(batch.rejects), batch.parsed
+        source = batch.source
 
         stale_before = now - LAST_SEEN_GRANULARITY
-        with transaction.atomic():
-            relax_commit()
+        # No savepoint: inside a page's transaction an error fails the page anyway.
+        with transaction.atomic(savepoint=False):
             stored = {}
             stale: set[str] = set()
             rows = spec.model.objects.filter(**{f"{spec.key_field}__in": list(prepared)})
@@ -245,13 +286,18 @@ class Ingester:
                     unchanged.append(key)
                     continue
                 try:
-                    parsed = spec.parse(record, context) if spec.key else spec.parse(record)
+                    parsed = ahead.get(key)
+                    if isinstance(parsed, ParseError):
+                        raise parsed
+                    if parsed is None:
+                        parsed = spec.parse(record, context) if spec.key else spec.parse(record)
                 except ParseError as exc:
                     rejects.append(self._reject(spec, key, str(exc), record, source))
                     continue
                 to_write.append((parsed, text, digest, key not in stored))
 
             if to_write:
+                relax_commit()
                 written, failed = self._write(spec, to_write, now)
                 for parsed, reason in failed:
                     record = prepared[parsed.key][0]

@@ -45,7 +45,7 @@ from pncp.client import (
     PNCPPageSizeError,
     PNCPRequestError,
 )
-from pncp.ingest import Ingester, IngestResult
+from pncp.ingest import Ingester, IngestResult, Prepared
 from pncp.models import (
     Contratacao,
     Coverage,
@@ -373,6 +373,7 @@ class _PageMessage:
     error: str | None = None
     extra: dict | None = None
     committed: threading.Event = field(default_factory=threading.Event)
+    prepared: Prepared | None = None  # hashed (and parsed) ahead by the fetching thread
 
 
 def execute_run(
@@ -431,7 +432,9 @@ def execute_run(
             cp = work.get()
             if cp is None:
                 return
-            _fetch_window(client, cp, messages, stop, options.save_dir, gate, learned)
+            _fetch_window(
+                client, cp, messages, stop, options.save_dir, gate, learned, ingester.prepare
+            )
 
     threads = [threading.Thread(target=fetcher, daemon=True) for _ in range(workers)]
     for thread in threads:
@@ -479,7 +482,14 @@ def _parallel_ok() -> bool:
 
 
 def _fetch_window(
-    client, cp: SyncCheckpoint, messages: queue.Queue, stop, save_dir, gate=None, learned=None
+    client,
+    cp: SyncCheckpoint,
+    messages: queue.Queue,
+    stop,
+    save_dir,
+    gate=None,
+    learned=None,
+    prepare=None,
 ) -> None:
     """Fetch one window page by page from ``cp.next_page``, posting each page for ingest.
 
@@ -555,6 +565,12 @@ def _fetch_window(
                         page_size=page_size,
                         finished=last,
                         extra=_extra(spec, cp.params),
+                        # hashed and parsed here, off the ingesting thread's critical path
+                        prepared=prepare(
+                            cp.resource, result.data, source=f"{cp.key} p{page}", parse=True
+                        )
+                        if prepare
+                        else None,
                     ),
                 )
             if last:
@@ -729,7 +745,11 @@ def _ingest_page(
     spawned = []
     with transaction.atomic():
         result = ingester.ingest(
-            cp.resource, message.data, source=f"{cp.key} p{message.page}", extra=message.extra
+            cp.resource,
+            message.data,
+            source=f"{cp.key} p{message.page}",
+            extra=message.extra,
+            prepared_batch=message.prepared,
         )
         if spawn_itens:
             spawned = spawn_itens_checkpoints(run, result.keys)
@@ -789,6 +809,19 @@ def _advance_checkpoint(run, cp: SyncCheckpoint, message: _PageMessage) -> None:
             "updated_at",
         ]
     )
+    beat(run)
+
+
+HEARTBEAT_EVERY = 5.0  # seconds between heartbeats of a run (and renewals of its locks)
+_last_beat: dict[int, float] = {}
+
+
+def beat(run, *, force: bool = False) -> None:
+    """Mark the run alive and renew its locks, at most every HEARTBEAT_EVERY seconds."""
+    clock = time.monotonic()
+    if not force and clock - _last_beat.get(run.pk, -HEARTBEAT_EVERY) < HEARTBEAT_EVERY:
+        return
+    _last_beat[run.pk] = clock
     now = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
     SyncLock.objects.filter(run=run).update(expires_at=now + LOCK_TTL)
@@ -946,32 +979,54 @@ def import_from_dir(
     )
     ingester = Ingester(run)
     progress = Progress(windows_total=len(files))
-    for resource, path in files:
-        relative = str(path.relative_to(directory))
-        cp = SyncCheckpoint.objects.create(
-            run=run, resource=resource, endpoint="from_dir", key=relative[:300]
+    # A reader thread reads, decodes, hashes and parses the next pages while this thread
+    # waits on the database for the current one (pure Python on one side, I/O on the other).
+    pages: queue.Queue = queue.Queue(maxsize=4)
+
+    def reader() -> None:
+        for resource, path in files:
+            relative = str(path.relative_to(directory))
+            try:
+                body = json.loads(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                pages.put((resource, relative, None, None, f"unreadable page: {exc}"))
+                continue
+            if isinstance(body, dict) and isinstance(body.get("data"), list):
+                records, total = body["data"], body.get("totalRegistros")
+            elif isinstance(body, list):
+                records, total = body, None
+            else:
+                records, total = [body], None
+            batch = ingester.prepare(resource, records, source=f"{relative} p1", parse=True)
+            pages.put((resource, relative, records, (batch, total), None))
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    for _ in files:
+        resource, relative, records, ready, error = pages.get()
+        checkpoint = SyncCheckpoint(
+            run=run, resource=resource, endpoint="from_dir", key=relative[:300], page_size=0
         )
-        try:
-            body = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            cp.status, cp.error = SyncCheckpoint.Status.FAILED, f"unreadable page: {exc}"
-            cp.save()
+        if error:
+            checkpoint.status, checkpoint.error = SyncCheckpoint.Status.FAILED, error
+            checkpoint.save()
             progress.windows_failed += 1
-            progress.failures.append(f"{relative}: {cp.error}")
+            progress.failures.append(f"{relative}: {error}")
             continue
-        if isinstance(body, dict) and isinstance(body.get("data"), list):
-            records, total = body["data"], body.get("totalRegistros")
-        elif isinstance(body, list):
-            records, total = body, None
-        else:
-            records, total = [body], None
-        message = _PageMessage(cp.pk, page=1, data=records, total_registros=total)
-        _ingest_page(run, ingester, cp, message, progress)
-        cp.status = SyncCheckpoint.Status.DONE
-        cp.save(update_fields=["status"])
+        batch, total = ready
+        with transaction.atomic():  # the page and its checkpoint, one commit
+            result = ingester.ingest(resource, records, prepared_batch=batch)
+            checkpoint.status = SyncCheckpoint.Status.DONE
+            checkpoint.next_page, checkpoint.fetched = 2, len(records)
+            checkpoint.total_registros = total
+            checkpoint.save()
+        beat(run)
+        progress.pages += 1
+        progress.result.add(result)
         progress.windows_done += 1
         if on_progress:
             on_progress(progress)
+    thread.join()
     add_counts(run, progress)
     finish_run(run)
     run.refresh_from_db()
