@@ -1,0 +1,1 @@
+"""Importer benchmarks (see BENCHMARKS.md)."""
