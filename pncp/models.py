@@ -10,11 +10,11 @@ API's hottest filters and a join per filter would not stay fast at millions of r
 """
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 
 from domain_tables import models as dt
+from pncp.indexes import PostgresGinIndex
 
 PNCP_APP_URL = "https://pncp.gov.br/app"
 MONEY = {"max_digits": 22, "decimal_places": 4, "null": True, "blank": True}
@@ -24,9 +24,9 @@ MONEY = {"max_digits": 22, "decimal_places": 4, "null": True, "blank": True}
 FTS_CONFIG = "portuguese_unaccent"
 
 
-def _fts_index(column: str, name: str) -> GinIndex:
+def _fts_index(column: str, name: str) -> PostgresGinIndex:
     """GIN index of the API's text search on ``column`` (built on PostgreSQL only)."""
-    return GinIndex(SearchVector(column, config=FTS_CONFIG), name=name)
+    return PostgresGinIndex(SearchVector(column, config=FTS_CONFIG), name=name)
 
 
 def _fk(model, related_name="+", **kwargs):

@@ -16,7 +16,7 @@ non-atomic migration. On SQLite (the demo) the database steps are skipped: the m
 state still records the indexes, and the API falls back to ``icontains``.
 """
 
-import django.contrib.postgres.indexes
+import pncp.indexes
 import django.contrib.postgres.search
 from django.contrib.postgres.operations import AddIndexConcurrently, CreateExtension
 from django.db import migrations, models
@@ -77,7 +77,7 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
 
 
 def fts_index(column, name):
-    return django.contrib.postgres.indexes.GinIndex(
+    return pncp.indexes.PostgresGinIndex(
         django.contrib.postgres.search.SearchVector(column, config=CONFIG), name=name
     )
 
