@@ -16,35 +16,9 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import models
 from django.utils import timezone
 
-UFS = (
-    ("AC", "Acre"),
-    ("AL", "Alagoas"),
-    ("AM", "Amazonas"),
-    ("AP", "Amapá"),
-    ("BA", "Bahia"),
-    ("CE", "Ceará"),
-    ("DF", "Distrito Federal"),
-    ("ES", "Espírito Santo"),
-    ("GO", "Goiás"),
-    ("MA", "Maranhão"),
-    ("MG", "Minas Gerais"),
-    ("MS", "Mato Grosso do Sul"),
-    ("MT", "Mato Grosso"),
-    ("PA", "Pará"),
-    ("PB", "Paraíba"),
-    ("PE", "Pernambuco"),
-    ("PI", "Piauí"),
-    ("PR", "Paraná"),
-    ("RJ", "Rio de Janeiro"),
-    ("RN", "Rio Grande do Norte"),
-    ("RO", "Rondônia"),
-    ("RR", "Roraima"),
-    ("RS", "Rio Grande do Sul"),
-    ("SC", "Santa Catarina"),
-    ("SE", "Sergipe"),
-    ("SP", "São Paulo"),
-    ("TO", "Tocantins"),
-)
+from pncp.validation import UF_NAMES
+
+UFS = tuple(sorted(UF_NAMES.items()))
 
 # PNCP went live in 2021 (Lei 14.133/2021); no record has an earlier year of its own.
 FIRST_PNCP_YEAR = 2021

@@ -32,12 +32,10 @@ from drf_spectacular.utils import extend_schema_field
 
 from pncp.api import selectors
 from pncp.models import AtaRegistroPreco, Contratacao, Contrato, ItemPCA, PlanoContratacao
+from pncp.validation import UFS
 
 BRASILIA = ZoneInfo("America/Sao_Paulo")
 MAX_WINDOW_DAYS = 365
-UFS = frozenset(
-    "AC AL AM AP BA CE DF ES GO MA MG MS MT PA PB PE PI PR RJ RN RO RR RS SC SE SP TO".split()  # noqa: SIM905
-)
 DATE_PATTERN = r"^\d{8}$"
 CNPJ_PUNCTUATION = re.compile(r"[./\s-]")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")

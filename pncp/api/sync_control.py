@@ -21,23 +21,7 @@ from pncp.api.openapi import curl, error_response, error_responses
 from pncp.models import SyncCheckpoint, SyncRun
 from pncp.resources import ENDPOINTS, RESOURCES
 from pncp.sync import SyncInputError, SyncLockedError, SyncOptions, start_run
-
-UFS = {
-    "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA", "PB",
-    "PR", "PE", "PI", "RJ", "RN", "RS", "RO", "RR", "SC", "SP", "SE", "TO",
-}  # fmt: skip
-
-
-def cnpj_is_valid(digits: str) -> bool:
-    if len(digits) != 14 or not digits.isdigit():
-        return False
-    numbers = [int(c) for c in digits]
-    for size in (12, 13):
-        weights = list(range(size - 7, 1, -1)) + list(range(9, 1, -1))
-        total = sum(n * w for n, w in zip(numbers[:size], weights, strict=True))
-        if numbers[size] != (0 if total % 11 < 2 else 11 - total % 11):
-            return False
-    return True
+from pncp.validation import UFS, cnpj_check_digits_ok
 
 
 class StartSyncSerializer(serializers.Serializer):
@@ -61,7 +45,7 @@ class StartSyncSerializer(serializers.Serializer):
 
     def validate_cnpj(self, value: str) -> str:
         digits = "".join(c for c in value if c.isdigit())
-        if not cnpj_is_valid(digits):
+        if not cnpj_check_digits_ok(digits):
             raise serializers.ValidationError(f"CNPJ malformado: {value!r}.")
         return digits
 

@@ -23,24 +23,15 @@ from pncp.sync import (
     resume_run,
     start_run,
 )
-
-UFS = {
-    "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA", "PB",
-    "PR", "PE", "PI", "RJ", "RN", "RS", "RO", "RR", "SC", "SP", "SE", "TO",
-}  # fmt: skip
+from pncp.validation import UFS, cnpj_check_digits_ok
 
 
 def valid_cnpj(value: str) -> str:
     digits = re.sub(r"[.\-/]", "", value.strip())
     if not re.fullmatch(r"\d{14}", digits):
         raise CommandError(f"malformed CNPJ {value!r}: expected 14 digits")
-    numbers = [int(c) for c in digits]
-    for size in (12, 13):
-        weights = list(range(size - 7, 1, -1)) + list(range(9, 1, -1))
-        total = sum(n * w for n, w in zip(numbers[:size], weights, strict=True))
-        check = 0 if total % 11 < 2 else 11 - total % 11
-        if numbers[size] != check:
-            raise CommandError(f"malformed CNPJ {value!r}: check digits do not match")
+    if not cnpj_check_digits_ok(digits):
+        raise CommandError(f"malformed CNPJ {value!r}: check digits do not match")
     return digits
 
 
