@@ -533,40 +533,35 @@ class ContratoSerializer(FastSerializer):
         }
 
 
-class ContratoDetalheSerializer(ContratoSerializer):
+class WithContratacaoMixin:
+    """Adds ``contratacao``: the record's contratação, which the view puts in the context
+    (``None`` when the mirror does not have it)."""
+
+    def to_representation(self, obj):
+        data = super().to_representation(obj)
+        compra = self.context.get("contratacao")
+        data["contratacao"] = (
+            None
+            if compra is None
+            else ContratacaoSerializer(compra, context=self.context).to_representation(compra)
+        )
+        return data
+
+
+class ContratoDetalheSerializer(WithContratacaoMixin, ContratoSerializer):
     """One contrato with its contratação (when the mirror has it)."""
 
     contratacao = ContratacaoSerializer(
         allow_null=True, help_text="A contratação (`numeroControlePncpCompra`), se espelhada."
     )
 
-    def to_representation(self, c):
-        data = super().to_representation(c)
-        compra = self.context.get("contratacao")
-        data["contratacao"] = (
-            None
-            if compra is None
-            else ContratacaoSerializer(compra, context=self.context).to_representation(compra)
-        )
-        return data
 
-
-class AtaDetalheSerializer(AtaSerializer):
+class AtaDetalheSerializer(WithContratacaoMixin, AtaSerializer):
     """One ata with a summary of its contratação (when the mirror has it)."""
 
     contratacao = ContratacaoSerializer(
         allow_null=True, help_text="A contratação (`numeroControlePNCPCompra`), se espelhada."
     )
-
-    def to_representation(self, a):
-        data = super().to_representation(a)
-        compra = self.context.get("contratacao")
-        data["contratacao"] = (
-            None
-            if compra is None
-            else ContratacaoSerializer(compra, context=self.context).to_representation(compra)
-        )
-        return data
 
 
 # --- PCA -------------------------------------------------------------------------------------
