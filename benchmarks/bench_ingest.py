@@ -141,6 +141,8 @@ def naive(files: list[Path], limit: int) -> dict:
                 if values.get(name) is not None:
                     values[name] = unidades[values[name]]
             key = values.pop("numero_controle_pncp")
+            # the parser gives this JSON column as text (for COPY); the ORM wants the list
+            values["fontes_orcamentarias"] = record.get("fontesOrcamentarias")
             values.update(
                 raw=record,
                 content_hash=content_hash(canonical(record)),
@@ -216,6 +218,8 @@ def bulk_create(files: list[Path], unidade_ids: dict) -> dict:
             for name in ("unidade_id", "unidade_sub_rogada_id"):
                 if values.get(name) is not None:
                     values[name] = unidade_ids[values[name]]
+            # the parser gives this JSON column as text (for COPY); the ORM wants the list
+            values["fontes_orcamentarias"] = record.get("fontesOrcamentarias")
             values.update(
                 raw=record,
                 content_hash=content_hash(canonical(record)),
@@ -257,8 +261,6 @@ def floor_rows(records, unidade_ids: dict, columns: list[str]):
         for name in ("unidade_id", "unidade_sub_rogada_id"):
             if values.get(name) is not None:
                 values[name] = unidade_ids[values[name]]
-        if values.get("fontes_orcamentarias") is not None:
-            values["fontes_orcamentarias"] = canonical(values["fontes_orcamentarias"])
         values.update(
             raw=text,
             content_hash=content_hash(text),

@@ -158,6 +158,9 @@ PNCP_USER_AGENT = os.environ.get(
     "PNCP_USER_AGENT", "pncp-mirror/0.1 (+https://github.com/pncp-mirror/pncp-mirror)"
 )
 PNCP_INCREMENTAL_OVERLAP_DAYS = env_int("PNCP_INCREMENTAL_OVERLAP_DAYS", 2)
+# ``sync_pncp --from-dir`` ingests this many saved pages of a resource per transaction (a
+# from-dir run is redone, never resumed, so bigger transactions lose nothing on a crash).
+PNCP_FROM_DIR_PAGES_PER_COMMIT = env_int("PNCP_FROM_DIR_PAGES_PER_COMMIT", 10)
 
 # --- CORS and security ----------------------------------------------------------------------
 # CORS is an explicit allowlist of origins, never allow-all, and only for the API: browsers

@@ -21,7 +21,6 @@ One batch (usually one PNCP page) is one transaction:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +49,7 @@ from pncp.models import (
 from pncp.parsers import (
     Parsed,
     ParseError,
+    canonical,
     fold,
     item_key,
     parse_ata,
@@ -135,10 +135,6 @@ def relax_commit() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def canonical(record) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
@@ -153,6 +149,43 @@ class Prepared:
     parsed: dict  # key -> Parsed or ParseError, when parsed ahead
     source: str = ""
     context: dict | None = None
+    sources: dict[str, str] | None = None  # key -> its page, when pages were merged
+    duplicates: int = 0  # records met again in a later page of a merged batch
+
+    @classmethod
+    def merge(cls, batches: list[Prepared]) -> Prepared:
+        """Several pages of one resource as one batch: one round of queries, one COPY.
+
+        A record met on two pages counts once as stored and once as unchanged (as it would
+        page by page); the later copy wins, being the one PNCP served last.
+        """
+        if len(batches) == 1:
+            return batches[0]
+        first = batches[0]
+        if any(b.resource != first.resource or b.context != first.context for b in batches):
+            raise ValueError("only pages of one resource and context can be merged")
+        records: dict[str, tuple[dict, str, str]] = {}
+        sources: dict[str, str] = {}
+        rejects, parsed, duplicates = [], {}, 0
+        for batch in batches:
+            duplicates += batch.duplicates + sum(1 for key in batch.records if key in records)
+            records.update(batch.records)
+            parsed.update(batch.parsed)
+            rejects += batch.rejects
+            if batch.sources:
+                sources.update(batch.sources)
+            else:
+                sources.update(dict.fromkeys(batch.records, batch.source))
+        return cls(
+            first.resource,
+            records,
+            rejects,
+            parsed,
+            first.source,
+            first.context,
+            sources=sources,
+            duplicates=duplicates,
+        )
 
 
 @dataclass
@@ -272,10 +305,7 @@ class Ingester:
         with transaction.atomic(savepoint=False):
             stored = {}
             stale: set[str] = set()
-            rows = spec.model.objects.filter(**{f"{spec.key_field}__in": list(prepared)})
-            for key, digest, last_seen in rows.values_list(
-                spec.key_field, "content_hash", "last_seen_at"
-            ):
+            for key, digest, last_seen in _stored_hashes(spec, list(prepared)):
                 stored[key] = digest
                 if last_seen < stale_before:
                     stale.add(key)
@@ -292,7 +322,8 @@ class Ingester:
                     if parsed is None:
                         parsed = spec.parse(record, context) if spec.key else spec.parse(record)
                 except ParseError as exc:
-                    rejects.append(self._reject(spec, key, str(exc), record, source))
+                    where = batch.sources.get(key, source) if batch.sources else source
+                    rejects.append(self._reject(spec, key, str(exc), record, where))
                     continue
                 to_write.append((parsed, text, digest, key not in stored))
 
@@ -301,7 +332,8 @@ class Ingester:
                 written, failed = self._write(spec, to_write, now)
                 for parsed, reason in failed:
                     record = prepared[parsed.key][0]
-                    rejects.append(self._reject(spec, parsed.key, reason, record, source))
+                    where = batch.sources.get(parsed.key, source) if batch.sources else source
+                    rejects.append(self._reject(spec, parsed.key, reason, record, where))
                 result.created = sum(1 for _, _, _, new in written if new)
                 result.updated = len(written) - result.created
                 result.versions = result.updated
@@ -311,14 +343,18 @@ class Ingester:
                     self._link_children_of_contratacoes([p.key for p, *_ in written])
             seen_again = [key for key in unchanged if key in stale]
             if seen_again:
-                spec.model.objects.filter(**{f"{spec.key_field}__in": seen_again}).update(
-                    last_seen_at=now
-                )
+                key_column = spec.model._meta.get_field(spec.key_field).column
+                where, params = _in(key_column, seen_again)
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE {spec.model._meta.db_table} SET last_seen_at = %s WHERE {where}",
+                        [connection.ops.adapt_datetimefield_value(now), *params],
+                    )
             if extra:
                 self._apply_extra(spec, list(prepared), extra)
             if rejects:
                 RejectedRecord.objects.bulk_create(rejects)
-        result.unchanged = len(unchanged)
+        result.unchanged = len(unchanged) + batch.duplicates
         result.rejected = len(rejects)
         result.keys = list(prepared)
         metrics.record_ingest(resource, result)
@@ -368,8 +404,6 @@ class Ingester:
             for name in ("unidade_id", "unidade_sub_rogada_id"):
                 if values.get(name) is not None:
                     values[name] = self._unidades[values[name]][0]
-            if "fontes_orcamentarias" in values and values["fontes_orcamentarias"] is not None:
-                values["fontes_orcamentarias"] = canonical(values["fontes_orcamentarias"])
             values.update(
                 raw=text,
                 content_hash=digest,
@@ -430,19 +464,19 @@ class Ingester:
     def _save_versions(self, spec: IngestSpec, keys: list[str], now: datetime) -> None:
         table = spec.model._meta.db_table
         key_column = spec.model._meta.get_field(spec.key_field).column
-        placeholders = ", ".join(["%s"] * len(keys))
+        where, params = _in(key_column, keys)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {RecordVersion._meta.db_table} "
                 "(resource, natural_key, payload, content_hash, valid_from, replaced_at, "
                 "sync_run_id) "
                 f"SELECT %s, {key_column}, raw, content_hash, last_changed_at, %s, %s "
-                f"FROM {table} WHERE {key_column} IN ({placeholders})",
+                f"FROM {table} WHERE {where}",
                 [
                     spec.resource,
                     connection.ops.adapt_datetimefield_value(now),
                     self.run.pk if self.run else None,
-                    *keys,
+                    *params,
                 ],
             )
 
@@ -454,13 +488,13 @@ class Ingester:
         table = spec.model._meta.db_table
         key_column = spec.model._meta.get_field(spec.key_field).column
         contratacao = Contratacao._meta.db_table
-        placeholders = ", ".join(["%s"] * len(keys))
+        where, params = _in(key_column, keys)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET contratacao_id = (SELECT c.id FROM {contratacao} c "
                 f"WHERE c.numero_controle_pncp = {table}.numero_controle_pncp_compra) "
-                f"WHERE {key_column} IN ({placeholders})",
-                keys,
+                f"WHERE {where}",
+                params,
             )
 
     def _link_children_of_contratacoes(self, keys: list[str]) -> None:
@@ -475,13 +509,13 @@ class Ingester:
                     "UPDATE {t} SET contratacao_id = c.id FROM {c} c "
                     "WHERE c.numero_controle_pncp = {t}.numero_controle_pncp_compra "
                     "AND {t}.contratacao_id IS NULL "
-                    f"AND {{t}}.numero_controle_pncp_compra IN ({placeholders})"
+                    "AND {t}.numero_controle_pncp_compra = ANY(%s)"
                 )
                 ata, contrato = AtaRegistroPreco._meta.db_table, Contrato._meta.db_table
                 cursor.execute(
                     f"WITH a AS ({link.format(t=ata, c=contratacao)}) "
                     f"{link.format(t=contrato, c=contratacao)}",
-                    [*keys, *keys],
+                    [keys, keys],
                 )
                 return
             for model in (AtaRegistroPreco, Contrato):
@@ -688,6 +722,34 @@ class Ingester:
             source=source[:500],
             sync_run=self.run,
         )
+
+
+def _in(column: str, keys: list) -> tuple[str, list]:
+    """``column IN (...)`` as SQL and parameters: one array parameter on PostgreSQL.
+
+    Django's psycopg cursors bind parameters client-side, re-splitting the query text for
+    every placeholder: with pages merged into batches of hundreds of keys, ``= ANY(%s)`` with
+    one array costs a fraction of ``IN (%s, %s, ...)`` (and plans the same).
+    """
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(keys)]
+    return f"{column} IN ({', '.join(['%s'] * len(keys))})", list(keys)
+
+
+def _stored_hashes(spec: IngestSpec, keys: list[str]):
+    """(key, content_hash, last_seen_at) of the stored rows among ``keys``."""
+    if connection.vendor != "postgresql":
+        rows = spec.model.objects.filter(**{f"{spec.key_field}__in": keys})
+        return rows.values_list(spec.key_field, "content_hash", "last_seen_at")
+    key_column = spec.model._meta.get_field(spec.key_field).column
+    where, params = _in(key_column, keys)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {key_column}, content_hash, last_seen_at "
+            f"FROM {spec.model._meta.db_table} WHERE {where}",
+            params,
+        )
+        return cursor.fetchall()
 
 
 def _merge(old: tuple, new: tuple) -> tuple:

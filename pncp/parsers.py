@@ -11,6 +11,7 @@ the importer quarantines that record while the rest of its page lands.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -35,6 +36,11 @@ class Parsed:
     children: list[dict] = field(default_factory=list)
     # (ni, tipo_pessoa, nome, porte, natureza_juridica, codigo_pais)
     fornecedores: list[tuple] = field(default_factory=list)
+
+
+def canonical(value) -> str:
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 kept (what we hash and store)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 # --- scalar readers ----------------------------------------------------------------------------
@@ -294,7 +300,8 @@ def parse_contratacao(r: dict) -> Parsed:
             r.get("justificativaPresencial"), "justificativaPresencial"
         ),
         "usuario_nome": to_str(r.get("usuarioNome"), "usuarioNome"),
-        "fontes_orcamentarias": fontes,
+        # stored as JSON text, made here (in the reading thread, off the ingesting one)
+        "fontes_orcamentarias": None if fontes is None else canonical(fontes),
     }
     return p
 

@@ -149,3 +149,85 @@ def test_from_dir_imports_saved_pages_and_reports_unreadable_ones(tmp_path):
     (tmp_path / "contratos" / "p2.json").write_text('{"data": [{"trunc')
     with pytest.raises(CommandError, match="same --from-dir again"):
         call_command("sync_pncp", "contratos", from_dir=str(tmp_path))
+
+
+def _variant(record: dict, number: int) -> dict:
+    """A copy of a real contratação under a new natural key (same órgão, new sequencial)."""
+    clone = copy.deepcopy(record)
+    cnpj, year = record["orgaoEntidade"]["cnpj"], record["anoCompra"]
+    clone["sequencialCompra"] = 90000 + number
+    clone["numeroControlePNCP"] = f"{cnpj}-1-{90000 + number:06d}/{year}"
+    return clone
+
+
+def _write_pages(directory, pages: list[list[dict]]) -> None:
+    target = directory / "contratacoes"
+    target.mkdir(exist_ok=True)
+    for number, data in enumerate(pages, 1):
+        body = {"data": data, "totalRegistros": len(data), "totalPaginas": 1}
+        (target / f"p{number}.json").write_text(json.dumps(body))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_from_dir_commits_pages_in_groups_with_a_checkpoint_per_page(tmp_path, settings):
+    from django.db import connection
+
+    from pncp.models import SyncCheckpoint
+    from pncp.sync import import_from_dir
+
+    settings.PNCP_FROM_DIR_PAGES_PER_COMMIT = 3
+    base = sample_records("contratacao_1.json")[0]
+    pages = [[_variant(base, p * 10 + i) for i in range(4)] for p in range(7)]
+    pages[4].append(copy.deepcopy(pages[3][0]))  # PNCP repeats a record on the next page
+    bad = _variant(base, 999)
+    bad["anoCompra"] = "dois mil"
+    pages[5].append(bad)
+    _write_pages(tmp_path, pages)
+
+    run, progress = import_from_dir(tmp_path, ["contratacoes"])
+
+    assert run.status == "success"
+    r = progress.result
+    assert (r.created, r.updated, r.unchanged, r.rejected) == (28, 0, 1, 1)
+    assert Contratacao.objects.count() == 28
+    checkpoints = SyncCheckpoint.objects.filter(run=run).order_by("key")
+    assert [(c.key, c.status, c.fetched) for c in checkpoints] == [
+        (f"contratacoes/p{n}.json", "done", len(pages[n - 1])) for n in range(1, 8)
+    ]
+    # Rows written in one transaction share its xmin: pages 1-3, 4-6 and 7 -> 3 commits.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT xmin::text) FROM pncp_contratacao")
+        assert cursor.fetchone()[0] == 3
+    [reject] = RejectedRecord.objects.filter(sync_run=run)
+    assert reject.natural_key == bad["numeroControlePNCP"]
+    assert reject.source.startswith("contratacoes/p6.json")
+    assert "anoCompra" in reject.reason
+
+    # Re-import with one record changed on the last page: found, parsed and versioned even
+    # though the reader stops parsing ahead once batches come back unchanged.
+    pages[6][2]["valorTotalEstimado"] = 4321.25
+    _write_pages(tmp_path, pages)
+    run, progress = import_from_dir(tmp_path, ["contratacoes"])
+    r = progress.result
+    assert (r.created, r.updated, r.unchanged, r.rejected) == (0, 1, 28, 1)
+    changed = Contratacao.objects.get(numero_controle_pncp=pages[6][2]["numeroControlePNCP"])
+    assert str(changed.valor_total_estimado) == "4321.2500"
+    assert RecordVersion.objects.filter(natural_key=changed.numero_controle_pncp).count() == 1
+
+
+@pytest.mark.django_db
+def test_merged_batches_count_a_repeated_record_once_and_keep_each_page_as_source(ingester):
+    from pncp.ingest import Prepared
+
+    base = sample_records("contratacao_1.json")[0]
+    first = ingester.prepare("contratacoes", [_variant(base, 1), _variant(base, 2)], source="a")
+    bad = _variant(base, 3)
+    bad["dataPublicacaoPncp"] = "ontem"
+    second = ingester.prepare("contratacoes", [_variant(base, 2), bad], source="b", parse=True)
+    merged = Prepared.merge([first, second])
+    result = ingester.ingest("contratacoes", prepared_batch=merged)
+    assert (result.created, result.unchanged, result.rejected) == (2, 1, 1)
+    [reject] = RejectedRecord.objects.all()
+    assert (reject.source, reject.natural_key) == ("b", bad["numeroControlePNCP"])
+    with pytest.raises(ValueError, match="one resource"):
+        Prepared.merge([first, ingester.prepare("contratos", [], source="c")])
