@@ -948,6 +948,36 @@ class RejectedRecordAdmin(ReadOnlyAdmin):
             )
 
 
+def retry_context(rejected: RejectedRecord) -> dict | None:
+    """The parent compra of a quarantined item or resultado (their records do not name it).
+
+    Taken from the natural key (``<compra>#<item>[#<resultado>]``) or, when the key could not
+    be read, from the source (``<itens checkpoint key>|<compra> p<page>``); None when neither
+    says, or for other resources. A compra no longer stored leaves the ids empty, and the
+    record is quarantined again with that reason.
+    """
+    if rejected.resource not in ("itens", "resultados"):
+        return None
+    compra = ""
+    if "#" in rejected.natural_key:
+        compra = rejected.natural_key.split("#", 1)[0]
+    elif "|" in rejected.source:
+        compra = rejected.source.split("|", 1)[1].rsplit(" p", 1)[0]
+    if not compra:
+        return None
+    contratacao_id = (
+        Contratacao.objects.filter(numero_controle_pncp=compra).values_list("id", flat=True).first()
+    )
+    if rejected.resource == "itens":
+        return {"compra": compra, "contratacao_id": contratacao_id}
+    item_ids = dict(
+        ItemContratacao.objects.filter(contratacao_id=contratacao_id).values_list(
+            "numero_item", "id"
+        )
+    )
+    return {"compra": compra, "item_ids": item_ids}
+
+
 def retry_rejected(rejected: RejectedRecord) -> bool:
     """Re-ingest one quarantined record; True (and ``resolved_at`` set) when it is now stored.
 
@@ -965,7 +995,12 @@ def retry_rejected(rejected: RejectedRecord) -> bool:
     with transaction.atomic():
         last_pk = RejectedRecord.objects.order_by("-pk").values_list("pk", flat=True).first()
         savepoint = transaction.savepoint()
-        result = Ingester().ingest(rejected.resource, [rejected.payload], source=rejected.source)
+        result = Ingester().ingest(
+            rejected.resource,
+            [rejected.payload],
+            source=rejected.source,
+            context=retry_context(rejected),
+        )
         if result.rejected == 0 and result.stored == 1:
             transaction.savepoint_commit(savepoint)
             rejected.resolved_at = timezone.now()

@@ -728,3 +728,64 @@ def test_retry_of_a_still_broken_record_keeps_one_row_and_counts_attempts(data, 
     assert rejected.attempts == 3
     assert "orgaoEntidade" in rejected.reason
     assert RejectedRecord.objects.filter(resource="contratacoes").count() == 1
+
+
+@pytest.mark.parametrize("resource", ["itens", "resultados"])
+def test_retry_of_an_item_or_resultado_finds_its_compra_again(
+    db, admin_client, monkeypatch, resource
+):
+    from tests.fakes.fake_pncp import FakeDataset
+
+    record = next(
+        r
+        for r in sample_records("contratacao_1.json")
+        if r["numeroControlePNCP"] == CONTRATACAO_KEY
+    )
+    Ingester().ingest("contratacoes", [record])
+    contratacao = Contratacao.objects.get(numero_controle_pncp=CONTRATACAO_KEY)
+    ds = FakeDataset()
+    ds.add("contratacoes", record)
+    ds.generate_itens(seed=3, max_itens=6)
+    itens = ds.itens(CONTRATACAO_KEY)
+    item = next(i for i in itens if i["temResultado"])
+    resultado = ds.resultados(CONTRATACAO_KEY, item["numeroItem"])[0]
+    source = f"contratacoes.itens|{CONTRATACAO_KEY} p1"
+    Ingester().ingest(
+        "itens",
+        itens,
+        source=source,
+        context={"compra": CONTRATACAO_KEY, "contratacao_id": contratacao.pk},
+    )
+    spec = SPECS[resource]
+
+    def parser_with_a_bug(_record, _context):
+        raise ParseError("simulated parser bug")
+
+    monkeypatch.setitem(SPECS, resource, replace(spec, parse=parser_with_a_bug))
+    if resource == "itens":
+        ItemContratacao.objects.filter(numero_item=item["numeroItem"]).delete()
+        Ingester().ingest(
+            "itens",
+            [item],
+            source=source,
+            context={"compra": CONTRATACAO_KEY, "contratacao_id": contratacao.pk},
+        )
+    else:
+        item_ids = dict(ItemContratacao.objects.values_list("numero_item", "id"))
+        Ingester().ingest(
+            "resultados",
+            [resultado],
+            source=source,
+            context={"compra": CONTRATACAO_KEY, "item_ids": item_ids},
+        )
+    monkeypatch.setitem(SPECS, resource, spec)  # the fix is deployed
+    rejected = RejectedRecord.objects.get(resource=resource)
+    assert rejected.natural_key.startswith(CONTRATACAO_KEY + "#")
+
+    admin_client.post(url(RejectedRecord), {"action": "retry", "_selected_action": [rejected.pk]})
+
+    rejected.refresh_from_db()
+    assert rejected.resolved_at is not None, rejected.reason
+    stored = ItemContratacao.objects.get(contratacao=contratacao, numero_item=item["numeroItem"])
+    if resource == "resultados":
+        assert ResultadoItem.objects.filter(item=stored).count() == 1
