@@ -41,6 +41,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from pncp.parsers import loads
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://pncp.gov.br/api/consulta"
@@ -932,7 +934,7 @@ class PNCPClient:
     @staticmethod
     def _parse_json(body: bytes) -> Any:
         try:
-            return json.loads(body)
+            return loads(body)
         except ValueError as exc:  # truncated or garbled: PNCP cut the answer short
             raise _Retryable(f"invalid JSON in 200 body ({len(body)} bytes): {exc}") from exc
 

@@ -21,6 +21,7 @@ One batch (usually one PNCP page) is one transaction:
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -398,24 +399,19 @@ class Ingester:
         run_id = self.run.pk if self.run else None
         model = spec.model
         columns = _columns(model)
+        # every column None unless the record or the bookkeeping says otherwise
+        base = dict.fromkeys(columns)
+        base.update(first_seen_at=now, last_seen_at=now, last_changed_at=now, sync_run_id=run_id)
+        as_row = operator.itemgetter(*columns)
+        unidades = self._unidades
         rows, new_rows = [], []
         for parsed, text, digest, new in items:
-            values = dict(parsed.row)
-            for name in ("unidade_id", "unidade_sub_rogada_id"):
-                if values.get(name) is not None:
-                    values[name] = self._unidades[values[name]][0]
-            values.update(
-                raw=text,
-                content_hash=digest,
-                first_seen_at=now,
-                last_seen_at=now,
-                last_changed_at=now,
-                sync_run_id=run_id,
-            )
-            values.setdefault("contratacao_id", None)
-            values.setdefault("id_usuario", None)
-            row = tuple(values.get(c) for c in columns)
-            (new_rows if new and copy_new else rows).append(row)
+            values = {**base, **parsed.row, "raw": text, "content_hash": digest}
+            if values.get("unidade_id") is not None:
+                values["unidade_id"] = unidades[values["unidade_id"]][0]
+            if values.get("unidade_sub_rogada_id") is not None:
+                values["unidade_sub_rogada_id"] = unidades[values["unidade_sub_rogada_id"]][0]
+            (new_rows if new and copy_new else rows).append(as_row(values))
         key_column = model._meta.get_field(spec.key_field).column
         update = [c for c in columns if c not in (key_column, "first_seen_at", "contratacao_id")]
         if "id_usuario" in update:

@@ -20,7 +20,6 @@ up front from the contratações already stored in the window when the run has n
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -54,6 +53,7 @@ from pncp.models import (
     SyncLock,
     SyncRun,
 )
+from pncp.parsers import loads
 from pncp.resources import (
     DEFAULT_ENDPOINT,
     ENDPOINTS,
@@ -996,7 +996,7 @@ def import_from_dir(
         for resource, path in files:
             relative = str(path.relative_to(directory))
             try:
-                body = json.loads(path.read_bytes())
+                body = loads(path.read_bytes())
             except (OSError, ValueError) as exc:
                 pages.put((resource, relative, None, None, f"unreadable page: {exc}"))
                 continue
