@@ -578,6 +578,18 @@ def summarize(results: dict, extra: dict) -> dict:
         summary["vs_bulk_first"] = r("ours_first") / r("bulk_first")
         summary["vs_bulk_reimport"] = r("ours_reimport") / r("bulk_reimport")
         summary["vs_bulk_pass"] = summary["vs_bulk_first"] >= TARGETS["vs_bulk_create_min"]
+    if r("ours_from_dir_first"):
+        # ``sync_pncp --from-dir``: the operators' path for saved pages (several pages per
+        # transaction, reading and parsing in a thread beside the ingest)
+        summary["from_dir_first_rate"] = r("ours_from_dir_first")
+        summary["from_dir_reimport_rate"] = r("ours_from_dir_reimport")
+        summary["from_dir_first_pass"] = r("ours_from_dir_first") >= TARGETS["first_import_min"]
+        summary["from_dir_reimport_pass"] = r("ours_from_dir_reimport") >= TARGETS["reimport_min"]
+        if r("bulk_first"):
+            summary["from_dir_vs_bulk_first"] = r("ours_from_dir_first") / r("bulk_first")
+            summary["from_dir_vs_bulk_pass"] = (
+                summary["from_dir_vs_bulk_first"] >= TARGETS["vs_bulk_create_min"]
+            )
     if r("floor_copy_only"):
         summary["of_floor_copy_only"] = r("ours_first") / r("floor_copy_only")
         summary["of_floor_parse_copy"] = r("ours_first") / r("floor_parse_copy")
