@@ -848,14 +848,16 @@ def _finish_window(run, cp: SyncCheckpoint, message: _PageMessage, attempts, pro
     if redo and cp.status == SyncCheckpoint.Status.INCOMPLETE:
         cp.next_page, cp.fetched = 1, 0
     cp.attempts += 1
-    cp.save()
+    with transaction.atomic():  # the checkpoint and its coverage row: one commit, not three
+        cp.save()
+        if not redo:
+            _record_coverage(run, cp)
     if not redo:
         if cp.status == SyncCheckpoint.Status.DONE:
             progress.windows_done += 1
         else:
             progress.windows_failed += 1
             progress.failures.append(f"{cp.key}: {cp.status}: {cp.error}")
-        _record_coverage(run, cp)
     return redo
 
 
