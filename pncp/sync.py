@@ -961,7 +961,8 @@ def import_from_dir(
 ) -> tuple[SyncRun, Progress]:
     """Import saved pages: ``<dir>/<resource>/*.json``, each a PNCP page, a list or a record.
 
-    The same path as a live sync after the HTTP client: ingest + checkpoint per file.
+    The same path as a live sync after the HTTP client (prepare, ingest, a checkpoint per
+    file), except that up to ``PNCP_FROM_DIR_PAGES_PER_COMMIT`` files share a transaction.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -1008,9 +1009,14 @@ def import_from_dir(
                 records, total = body, None
             else:
                 records, total = [body], None
-            batch = ingester.prepare(
-                resource, records, source=f"{relative} p1", parse=ahead["parse"]
-            )
+            try:
+                batch = ingester.prepare(
+                    resource, records, source=f"{relative} p1", parse=ahead["parse"]
+                )
+            except Exception as exc:  # a bug must fail the page, not hang the ingesting thread
+                logger.exception("preparing %s failed", relative)
+                pages.put((resource, relative, None, None, f"could not prepare the page: {exc}"))
+                continue
             pages.put((resource, relative, len(records), (batch, total), None))
 
     thread = threading.Thread(target=reader, daemon=True)

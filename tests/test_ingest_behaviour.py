@@ -231,3 +231,29 @@ def test_merged_batches_count_a_repeated_record_once_and_keep_each_page_as_sourc
     assert (reject.source, reject.natural_key) == ("b", bad["numeroControlePNCP"])
     with pytest.raises(ValueError, match="one resource"):
         Prepared.merge([first, ingester.prepare("contratos", [], source="c")])
+
+
+@pytest.mark.django_db
+def test_from_dir_fails_a_page_the_reader_cannot_prepare_and_goes_on(tmp_path, monkeypatch):
+    from pncp.ingest import Ingester
+    from pncp.models import SyncCheckpoint
+    from pncp.sync import import_from_dir
+
+    base = sample_records("contratacao_1.json")[0]
+    pages = [[_variant(base, p * 10 + i) for i in range(3)] for p in range(3)]
+    _write_pages(tmp_path, pages)
+    prepare = Ingester.prepare
+
+    def buggy(self, resource, records, *, source="", **kwargs):
+        if source.startswith("contratacoes/p2.json"):
+            raise RuntimeError("simulated bug")
+        return prepare(self, resource, records, source=source, **kwargs)
+
+    monkeypatch.setattr(Ingester, "prepare", buggy)
+    run, progress = import_from_dir(tmp_path, ["contratacoes"])
+    assert run.status != "success"
+    assert progress.windows_failed == 1
+    assert Contratacao.objects.count() == 6
+    failed = SyncCheckpoint.objects.get(run=run, status="failed")
+    assert failed.key == "contratacoes/p2.json"
+    assert "simulated bug" in failed.error
