@@ -222,7 +222,11 @@ class RecordVersion(models.Model):
 
     class Meta:
         ordering = ["-replaced_at"]
-        indexes = [models.Index(fields=["resource", "natural_key"])]
+        indexes = [
+            models.Index(fields=["resource", "natural_key"]),
+            # the admin's list, newest first (with the id as tie-breaker): no sort of the table
+            models.Index(fields=["replaced_at", "id"], name="recordversion_replaced_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.resource} {self.natural_key} until {self.replaced_at:%Y-%m-%d %H:%M}"
@@ -455,10 +459,14 @@ class Contratacao(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
         verbose_name_plural = "contratações"
         ordering = ["-data_publicacao_pncp"]
         indexes = [
-            models.Index(fields=["data_publicacao_pncp"], name="contratacao_pub"),
+            # API pages: the id is in the index so that the keys of a deep page (window +
+            # order by date, id) are read by an index-only scan (see PNCPPagination).
+            models.Index(fields=["data_publicacao_pncp", "id"], name="contratacao_pub_id"),
             models.Index(fields=["data_atualizacao_global"], name="contratacao_atu"),
             models.Index(fields=["data_encerramento_proposta"], name="contratacao_enc"),
-            models.Index(fields=["modalidade", "data_publicacao_pncp"], name="contratacao_mod_pub"),
+            models.Index(
+                fields=["modalidade", "data_publicacao_pncp", "id"], name="contratacao_mod_pub_id"
+            ),
             models.Index(fields=["situacao", "data_publicacao_pncp"], name="contratacao_sit_pub"),
             models.Index(fields=["uf", "data_publicacao_pncp"], name="contratacao_uf_pub"),
             models.Index(fields=["codigo_municipio_ibge"], name="contratacao_ibge"),

@@ -789,3 +789,17 @@ def test_retry_of_an_item_or_resultado_finds_its_compra_again(
     stored = ItemContratacao.objects.get(contratacao=contratacao, numero_item=item["numeroItem"])
     if resource == "resultados":
         assert ResultadoItem.objects.filter(item=stored).count() == 1
+
+
+def test_a_typed_sort_on_an_unsortable_column_is_ignored(data, admin_client):
+    model_admin = admin.site._registry[Contratacao]
+    columns = list(model_admin.get_list_display(None))
+    for index, column in enumerate(columns):
+        response = admin_client.get(url(Contratacao), {"o": str(index)})
+        assert response.status_code == 200
+        ordering = response.context["cl"].get_ordering(
+            response.wsgi_request, Contratacao.objects.all()
+        )
+        named = {str(o).lstrip("-").split(".")[-1] for o in ordering}
+        if column not in model_admin.sortable_by:
+            assert column not in named, (column, ordering)

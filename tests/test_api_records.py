@@ -1219,3 +1219,61 @@ def test_serialization_is_cheap(data, db):
         best = min(best, (time.perf_counter() - started) / len(rows))
     print(f"ContratacaoSerializer: {best * 1e6:.1f} µs per record")
     assert best < 60e-6, f"{best * 1e6:.1f} µs per record"
+
+
+# --- fast paths: deep pages, search pages, cached code names, orjson rendering ----------------
+
+
+def test_deep_pages_read_keys_first_and_return_the_same_records(data, client, monkeypatch):
+    from pncp.api import pagination
+
+    params = {**CONTRATACAO_WINDOW, "tamanhoPagina": 7}
+    pages = []
+    for offset in (10**9, 0):  # first the plain OFFSET path, then keys-first for every page
+        monkeypatch.setattr(pagination, "DEFERRED_JOIN_OFFSET", offset)
+        pages.append([client.get(CONTRATACOES, {**params, "pagina": p}).json() for p in (1, 4, 9)])
+        pages[-1].append(client.get(CONTRATOS, {**CONTRATO_WINDOW, "pagina": 3}).json())
+    assert pages[0] == pages[1]
+    assert all(page["data"] for page in pages[1])
+
+
+@postgres_only
+def test_search_pages_count_and_partition_the_matches(data, client):
+    params = {**CONTRATACAO_WINDOW, "q": "aquisicao", "tamanhoPagina": 5}
+    first = client.get(CONTRATACOES, params).json()
+    total = first["totalRegistros"]
+    assert total > 10
+    seen = []
+    for page in range(1, first["totalPaginas"] + 1):
+        body = client.get(CONTRATACOES, {**params, "pagina": page}).json()
+        assert body["totalRegistros"] == total
+        seen += [r[NC] for r in body["data"]]
+    assert len(seen) == len(set(seen)) == total
+    beyond = client.get(CONTRATACOES, {**params, "pagina": first["totalPaginas"] + 1}).json()
+    assert (beyond["data"], beyond["totalRegistros"], beyond["empty"]) == ([], total, True)
+    nothing = client.get(CONTRATACOES, {**params, "q": "zzzpalavrainexistente"}).json()
+    assert (nothing["data"], nothing["totalRegistros"]) == ([], 0)
+
+
+def test_a_code_added_after_the_cache_was_filled_shows_its_name(data, client):
+    from pncp.api.selectors import domain_row, forget_domain_rows
+
+    forget_domain_rows()
+    model = TABLES["modalidade_contratacao"]
+    assert domain_row("modalidade_contratacao", 6).nome  # cache filled
+    model.objects.create(codigo=777, nome="Modalidade nova", novo_em_importacao=True)
+    try:
+        assert domain_row("modalidade_contratacao", 777).nome == "Modalidade nova"
+    finally:
+        forget_domain_rows()
+
+
+def test_fast_renderer_writes_what_drfs_renderer_writes(data, client):
+    from rest_framework.renderers import JSONRenderer
+
+    from pncp.api.renderers import FastJSONRenderer
+
+    body = client.get(CONTRATACOES, {**CONTRATACAO_WINDOW, "tamanhoPagina": 500}).json()
+    body["data"][0]["objetoCompra"] += " linha\u2028parágrafo\u2029fim"
+    body["extra"] = {"valor": 1234.5, "grande": 2**70, "data": date(2025, 6, 1)}
+    assert FastJSONRenderer().render(body) == JSONRenderer().render(body)

@@ -416,7 +416,9 @@ class RecordFilterSet(django_filters.FilterSet):
         return queryset
 
     def filter_search(self, queryset, name, value):
-        return selectors.text_search(queryset, self.search_column, value)
+        # a required range window (publication, update) bounds the walk of a page
+        in_window = bool(self.windows) and self.windows[0].kind == "range"
+        return selectors.text_search(queryset, self.search_column, value, in_window=in_window)
 
 
 def _window_params(what: str, example_first: str, example_last: str, required: bool = True):

@@ -22,6 +22,7 @@ import time
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 
 from domain_tables.models import TABLES
 from pncp.models import (
@@ -70,9 +71,12 @@ ORGAO_RELATIONS = ("orgao", "unidade", "orgao_sub_rogado", "unidade_sub_rogada")
 # --- text search ----------------------------------------------------------------------------
 
 
-def text_search(qs: QuerySet, column: str, q: str) -> QuerySet:
+def text_search(qs: QuerySet, column: str, q: str, *, in_window: bool = False) -> QuerySet:
     """Records whose ``column`` matches the words of ``q`` (web-search syntax on PostgreSQL:
-    ``"frase exata"``, ``-excluir``, ``or``)."""
+    ``"frase exata"``, ``-excluir``, ``or``).
+
+    ``in_window``: ``qs`` is already narrowed to a date range served by an index (the
+    window of ``/contratacoes/``, ``/contratos/``…), see below."""
     q = (q or "").strip()
     if not q:
         return qs
@@ -82,11 +86,39 @@ def text_search(qs: QuerySet, column: str, q: str) -> QuerySet:
         return qs
     vector = SearchVector(column, config=FTS_CONFIG)
     query = SearchQuery(q, config=FTS_CONFIG, search_type="websearch")
-    return qs.alias(_fts=vector).filter(_fts=query)
+    if not in_window:
+        return qs.alias(_fts=vector).filter(_fts=query)
+    # The matches are a subquery of their own (``OFFSET 0`` keeps PostgreSQL from pulling it
+    # up into the page's query), with the filters applied so far (the date window): its
+    # plan is the GIN index AND the window's index, and the page then walks the window
+    # probing a hash of the matching ids. As one query, PostgreSQL walked the window in
+    # page order re-computing ``to_tsvector`` on every row it passed (~25 µs each): a rare
+    # word took 100-200 ms, a whole 90-day window more than a second (BENCHMARKS.md).
+    matches = qs.alias(_fts=vector).filter(_fts=query).order_by().values("pk")
+    sql, params = matches.query.sql_with_params()
+    return qs.filter(pk__in=RawSQL(f"{sql} OFFSET 0", params))
 
 
 # --- contratações ---------------------------------------------------------------------------
 
+
+def contratacao_queryset() -> QuerySet[Contratacao]:
+    """Contratações with their órgãos/unidades joined; the names of their domain codes
+    come from ``domain_row`` (a per-process cache), not from joins.
+
+    Joining the six code tables as well made a page a 12-table join whose *planning* alone
+    took ~40 ms on PostgreSQL (join_collapse_limit is 8), 20-70x the execution time of a page
+    of 50 (BENCHMARKS.md, API benchmarks); with the four órgão/unidade joins it plans in
+    well under a millisecond.
+    """
+    return (
+        Contratacao.objects.select_related(*ORGAO_RELATIONS)
+        .only(*_own_fields(Contratacao), *_orgao_unidade())
+        .order_by("-data_publicacao_pncp", "-id")
+    )
+
+
+# One record: its codes are joined (no cache to warm; planning a 12-table join is paid once).
 CONTRATACAO_CODES = (
     "modalidade",
     "modo_disputa",
@@ -97,31 +129,18 @@ CONTRATACAO_CODES = (
 )
 
 
-def contratacao_queryset() -> QuerySet[Contratacao]:
-    return (
-        Contratacao.objects.select_related(*ORGAO_RELATIONS, *CONTRATACAO_CODES)
-        .only(
-            *_own_fields(Contratacao),
-            *_orgao_unidade(),
-            *_related("modalidade", ("nome",)),
-            *_related("modo_disputa", ("nome",)),
-            *_related("instrumento_convocatorio", ("nome",)),
-            *_related("amparo_legal", ("nome", "descricao")),
-            *_related("situacao", ("nome",)),
-            *_related("orcamento_sigiloso", ("nome",)),
-        )
-        .order_by("-data_publicacao_pncp", "-id")
-    )
+def _contratacao_with_codes() -> QuerySet[Contratacao]:
+    return contratacao_queryset().select_related(*CONTRATACAO_CODES)
 
 
 def contratacao_get(numero_controle_pncp: str) -> Contratacao | None:
-    return contratacao_queryset().filter(numero_controle_pncp=numero_controle_pncp).first()
+    return _contratacao_with_codes().filter(numero_controle_pncp=numero_controle_pncp).first()
 
 
 def contratacao_by_compra(cnpj: str, ano: int, sequencial: int) -> Contratacao | None:
     """PNCP's ``/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}``."""
     return (
-        contratacao_queryset()
+        _contratacao_with_codes()
         .filter(orgao_id=cnpj, ano_compra=ano, sequencial_compra=sequencial)
         .first()
     )
@@ -305,6 +324,37 @@ def domain_code_exists(table_key: str, code) -> bool:
     with _code_lock:
         _code_cache[table_key] = (now + _CODE_CACHE_SECONDS, codes)
     return code in codes
+
+
+_row_cache: dict[str, tuple[float, dict]] = {}
+
+
+def domain_row(table_key: str, code):
+    """The row of domain table ``table_key`` with ``code`` (``None`` for ``None`` or unknown).
+
+    Rows are cached per process for a few minutes, like ``domain_code_exists``; a code not
+    in the cache reloads the table once, so codes an import has just added show at once.
+    The tables hold tens of rows: the API writes their names without joining them.
+    """
+    if code is None:
+        return None
+    now = time.monotonic()
+    cached = _row_cache.get(table_key)
+    if cached is not None and cached[0] > now:
+        row = cached[1].get(code)
+        if row is not None:
+            return row
+    rows = {row.pk: row for row in TABLES[table_key].objects.all()}
+    with _code_lock:
+        _row_cache[table_key] = (now + _CODE_CACHE_SECONDS, rows)
+    return rows.get(code)
+
+
+def forget_domain_rows() -> None:
+    """Drop the cached domain rows (tests, or after editing a domain table)."""
+    with _code_lock:
+        _row_cache.clear()
+        _code_cache.clear()
 
 
 def domain_tables_summary() -> list[dict]:

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 from rest_framework import serializers
 
+from pncp.api.selectors import domain_row
+
 BRASILIA = ZoneInfo("America/Sao_Paulo")
 
 
@@ -112,6 +114,15 @@ def _unidade(unidade):
         "ufSigla": unidade.uf_sigla,
         "municipioNome": unidade.municipio_nome,
     }
+
+
+def _code(record, field: str, table: str):
+    """The domain row of a code: joined when the query joined it (one record), otherwise
+    from the per-process cache (pages: no join per code table)."""
+    cached = record._state.fields_cache
+    if field in cached:
+        return cached[field]
+    return domain_row(table, getattr(record, f"{field}_id"))
 
 
 def _name(related):
@@ -255,9 +266,11 @@ class ContratacaoSerializer(FastSerializer):
     _links = LinksSerializer()
 
     def to_representation(self, c):
-        amparo = c.amparo_legal
-        modalidade, modo, instrumento = c.modalidade, c.modo_disputa, c.instrumento_convocatorio
-        sigilo = c.orcamento_sigiloso
+        amparo = _code(c, "amparo_legal", "amparo_legal")
+        modalidade = _code(c, "modalidade", "modalidade_contratacao")
+        modo = _code(c, "modo_disputa", "modo_disputa")
+        instrumento = _code(c, "instrumento_convocatorio", "instrumento_convocatorio")
+        sigilo = _code(c, "orcamento_sigiloso", "orcamento_sigiloso")
         return {
             "numeroControlePNCP": c.numero_controle_pncp,
             "srp": c.srp,
@@ -292,7 +305,7 @@ class ContratacaoSerializer(FastSerializer):
             "tipoInstrumentoConvocatorioCodigo": c.instrumento_convocatorio_id,
             "tipoInstrumentoConvocatorioNome": None if instrumento is None else instrumento.nome,
             "situacaoCompraId": c.situacao_id,
-            "situacaoCompraNome": _name(c.situacao),
+            "situacaoCompraNome": _name(_code(c, "situacao", "situacao_contratacao")),
             "orcamentoSigilosoCodigo": c.orcamento_sigiloso_id,
             "indicadorOrcamentoSigiloso": c.indicador_orcamento_sigiloso
             or (None if sigilo is None else sigilo.nome),

@@ -9,7 +9,9 @@ Each list page costs a fixed number of queries (count + page, + itens for planos
 from __future__ import annotations
 
 import re
+import weakref
 
+from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -19,12 +21,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
 
 from domain_tables.models import TABLES
 from pncp.api import filters, selectors, serializers
 from pncp.api.openapi import curl, error_response
+from pncp.api.renderers import FastJSONRenderer
 
 NUMERO_CONTRATACAO = re.compile(r"[0-9]{14}-1-[0-9]{6}/[0-9]{4}")
 NUMERO_CONTRATO = re.compile(r"[0-9]{14}-2-[0-9]{6}/[0-9]{4}")
@@ -69,13 +74,42 @@ LIST_NOTE = (
 )
 
 
+# Memory for a text search's bitmaps: a common word's GIN bitmap (100,000+ rows at a
+# million contratações) overflows the default 4 MB, turns lossy, and every row of a lossy
+# page is re-checked by re-computing ``to_tsvector`` (~25 µs each): 0.5 s instead of 20 ms.
+# Set once per database connection, on its first search (a session setting: no transaction
+# to open, no query on later requests).
+SEARCH_WORK_MEM = "64MB"
+_search_ready: weakref.WeakSet = weakref.WeakSet()
+
+
+def _prepare_search_connection() -> None:
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _search_ready:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET work_mem = '{SEARCH_WORK_MEM}'")
+    _search_ready.add(raw)
+
+
 class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """A list of records filtered by the resource's FilterSet."""
 
     selector = None  # staticmethod: a selector returning the ordered base queryset
+    # records are written by orjson (same output as DRF's JSONRenderer), then the defaults
+    renderer_classes = [
+        FastJSONRenderer,
+        *(r for r in api_settings.DEFAULT_RENDERER_CLASSES if r is not JSONRenderer),
+    ]
 
     def get_queryset(self):
         return self.selector()
+
+    def list(self, request, *args, **kwargs):
+        if request.query_params.get("q") and connection.vendor == "postgresql":
+            _prepare_search_connection()
+        return super().list(request, *args, **kwargs)
 
 
 # --- contratações ----------------------------------------------------------------------------
