@@ -257,3 +257,20 @@ def test_from_dir_fails_a_page_the_reader_cannot_prepare_and_goes_on(tmp_path, m
     failed = SyncCheckpoint.objects.get(run=run, status="failed")
     assert failed.key == "contratacoes/p2.json"
     assert "simulated bug" in failed.error
+
+
+@pytest.mark.django_db
+def test_stored_payloads_are_compressed_with_lz4_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
+            "WHERE attname IN ('raw', 'payload') AND attrelid::regclass::text LIKE 'pncp_%%' "
+            "AND NOT attisdropped"
+        )
+        methods = dict(cursor.fetchall())
+    assert {"pncp_contratacao", "pncp_contrato", "pncp_recordversion"} <= set(methods)
+    assert set(methods.values()) == {"l"}, methods
