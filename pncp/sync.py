@@ -1023,6 +1023,16 @@ def import_from_dir(
     thread.start()
     pending: list[tuple] = []
 
+    def checkpoint(resource: str, relative: str, **fields) -> SyncCheckpoint:
+        return SyncCheckpoint(
+            run=run,
+            resource=resource,
+            endpoint="from_dir",
+            key=relative[:300],
+            page_size=0,
+            **fields,
+        )
+
     def flush() -> None:
         if not pending:
             return
@@ -1032,12 +1042,9 @@ def import_from_dir(
             result = ingester.ingest(resource, prepared_batch=merged)
             SyncCheckpoint.objects.bulk_create(
                 [
-                    SyncCheckpoint(
-                        run=run,
-                        resource=resource,
-                        endpoint="from_dir",
-                        key=relative[:300],
-                        page_size=0,
+                    checkpoint(
+                        resource,
+                        relative,
                         status=SyncCheckpoint.Status.DONE,
                         next_page=2,
                         fetched=count,
@@ -1059,15 +1066,7 @@ def import_from_dir(
         resource, relative, count, ready, error = pages.get()
         if error:
             flush()
-            SyncCheckpoint.objects.create(
-                run=run,
-                resource=resource,
-                endpoint="from_dir",
-                key=relative[:300],
-                page_size=0,
-                status=SyncCheckpoint.Status.FAILED,
-                error=error,
-            )
+            checkpoint(resource, relative, status=SyncCheckpoint.Status.FAILED, error=error).save()
             progress.windows_failed += 1
             progress.failures.append(f"{relative}: {error}")
             continue
