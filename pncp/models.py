@@ -394,8 +394,6 @@ class ItemPCA(ImportedRecord):
             models.UniqueConstraint(fields=["plano", "numero_item"], name="itempca_plano_numero")
         ]
         indexes = [
-            models.Index(fields=["classificacao_superior_codigo", "ano_pca"], name="itempca_csup"),
-            models.Index(fields=["codigo_unidade"], name="itempca_codigo_unidade"),
             # API: each narrowing filter of /pca/ with the year, in the page order (plano,
             # item), so a page is read in order within the filter, never by walking all years.
             models.Index(
@@ -513,7 +511,6 @@ class AtaRegistroPreco(OrgaoUnidadeMixin, ImportedRecord):
         verbose_name_plural = "atas de registro de preços"
         ordering = ["-data_publicacao_pncp"]
         indexes = [
-            models.Index(fields=["vigencia_inicio", "vigencia_fim"], name="ata_vigencia"),
             models.Index(fields=["vigencia_fim"], name="ata_vigencia_fim"),
             models.Index(fields=["data_atualizacao_global"], name="ata_atu"),
             models.Index(fields=["data_publicacao_pncp"], name="ata_pub"),
