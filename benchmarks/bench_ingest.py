@@ -102,10 +102,29 @@ def ours_from_dir(directory: Path) -> dict:
 # --- (c) naive -------------------------------------------------------------------------------
 
 
+def orm_values(record: dict, row: dict, unidade_ids: dict, now) -> dict:
+    """A parsed contratação as keyword arguments of the model (the ORM variants (c) and (d))."""
+    from pncp.ingest import canonical, content_hash
+
+    values = dict(row)
+    for name in ("unidade_id", "unidade_sub_rogada_id"):
+        if values.get(name) is not None:
+            values[name] = unidade_ids[values[name]]
+    # the parser gives this JSON column as text (for COPY); the ORM wants the list
+    values["fontes_orcamentarias"] = record.get("fontesOrcamentarias")
+    values.update(
+        raw=record,
+        content_hash=content_hash(canonical(record)),
+        first_seen_at=now,
+        last_seen_at=now,
+        last_changed_at=now,
+    )
+    return values
+
+
 def naive(files: list[Path], limit: int) -> dict:
     from django.utils import timezone
 
-    from pncp.ingest import canonical, content_hash
     from pncp.models import Contratacao, Orgao, UnidadeOrgao
     from pncp.parsers import parse_contratacao
 
@@ -136,20 +155,8 @@ def naive(files: list[Path], limit: int) -> dict:
                     },
                 )
                 unidades[(number, codigo)] = unidade.pk
-            values = dict(parsed.row)
-            for name in ("unidade_id", "unidade_sub_rogada_id"):
-                if values.get(name) is not None:
-                    values[name] = unidades[values[name]]
+            values = orm_values(record, parsed.row, unidades, now)
             key = values.pop("numero_controle_pncp")
-            # the parser gives this JSON column as text (for COPY); the ORM wants the list
-            values["fontes_orcamentarias"] = record.get("fontesOrcamentarias")
-            values.update(
-                raw=record,
-                content_hash=content_hash(canonical(record)),
-                first_seen_at=now,
-                last_seen_at=now,
-                last_changed_at=now,
-            )
             Contratacao.objects.update_or_create(numero_controle_pncp=key, defaults=values)
             count += 1
     return {"seconds": time.perf_counter() - start, "records": count}
@@ -199,7 +206,6 @@ def create_dependencies(files: list[Path]) -> dict[tuple[str, str], int]:
 def bulk_create(files: list[Path], unidade_ids: dict) -> dict:
     from django.utils import timezone
 
-    from pncp.ingest import canonical, content_hash
     from pncp.models import Contratacao
     from pncp.parsers import parse_contratacao
 
@@ -214,19 +220,7 @@ def bulk_create(files: list[Path], unidade_ids: dict) -> dict:
         now = timezone.now()
         objs = []
         for record in read_page(path):
-            values = dict(parse_contratacao(record).row)
-            for name in ("unidade_id", "unidade_sub_rogada_id"):
-                if values.get(name) is not None:
-                    values[name] = unidade_ids[values[name]]
-            # the parser gives this JSON column as text (for COPY); the ORM wants the list
-            values["fontes_orcamentarias"] = record.get("fontesOrcamentarias")
-            values.update(
-                raw=record,
-                content_hash=content_hash(canonical(record)),
-                first_seen_at=now,
-                last_seen_at=now,
-                last_changed_at=now,
-            )
+            values = orm_values(record, parse_contratacao(record).row, unidade_ids, now)
             objs.append(Contratacao(**values))
         Contratacao.objects.bulk_create(
             objs,

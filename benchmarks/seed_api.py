@@ -384,6 +384,18 @@ def cluster_by_date() -> None:
 # --- bookkeeping at production-like volumes ----------------------------------------------------
 
 
+# Every synced window of the fake history: 730 days x (contratações by modalidade, contratos,
+# atas), as the FROM clause of the checkpoint and coverage inserts.
+SYNC_WINDOWS = """
+            FROM generate_series(0, 729) d
+            CROSS JOIN (VALUES ('contratacoes', 'contratacoes.publicacao'),
+                               ('contratos', 'contratos.publicacao'),
+                               ('atas', 'atas.vigencia')) r(resource, endpoint)
+            CROSS JOIN generate_series(1, 13) m
+            WHERE r.resource = 'contratacoes' OR m = 1
+"""
+
+
 def seed_bookkeeping(contratacoes: int) -> dict:
     """Sync runs, checkpoints, coverage, record versions and quarantine, in SQL."""
     from django.db import connection
@@ -423,13 +435,8 @@ def seed_bookkeeping(contratacoes: int) -> dict:
                    jsonb_build_object('codigoModalidadeContratacao', m), 50, 30, 1450, 29,
                    1450, CASE WHEN (d + m) %% 97 = 0 THEN 'incomplete' ELSE 'done' END, 1, '',
                    timestamptz '2024-11-01 03:30-03' + d * interval '1 day'
-            FROM generate_series(0, 729) d
-            CROSS JOIN (VALUES ('contratacoes', 'contratacoes.publicacao'),
-                               ('contratos', 'contratos.publicacao'),
-                               ('atas', 'atas.vigencia')) r(resource, endpoint)
-            CROSS JOIN generate_series(1, 13) m
-            WHERE r.resource = 'contratacoes' OR m = 1
-            """,
+            """
+            + SYNC_WINDOWS,
             [first_run],
         )
         cursor.execute(
@@ -441,13 +448,8 @@ def seed_bookkeeping(contratacoes: int) -> dict:
                    CASE WHEN (d + m) %% 97 = 0 THEN 1400 ELSE 1450 END,
                    CASE WHEN (d + m) %% 97 = 0 THEN 'partial' ELSE 'complete' END,
                    timestamptz '2024-11-01 03:30-03' + d * interval '1 day', %s + d
-            FROM generate_series(0, 729) d
-            CROSS JOIN (VALUES ('contratacoes', 'contratacoes.publicacao'),
-                               ('contratos', 'contratos.publicacao'),
-                               ('atas', 'atas.vigencia')) r(resource, endpoint)
-            CROSS JOIN generate_series(1, 13) m
-            WHERE r.resource = 'contratacoes' OR m = 1
-            """,
+            """
+            + SYNC_WINDOWS,
             [first_run],
         )
         # previous payloads of a fifth of the contratações (as if each changed once)
