@@ -23,7 +23,7 @@ in-process (this process, Django test ``Client``, no HTTP):
 - ``count_share``: per ``page500`` request, the time of the COUNT query against the whole
   request (``connection.execute_wrapper`` times every query);
 - ``serialization``: ``ContratacaoSerializer(many=True).data`` + ``JSONRenderer().render``
-  over 500 instances fetched as the view fetches them, per record;
+  over 500 records fetched as the view fetches them (``row_shape`` rows), per record;
 - ``admin``: every changelist ``pncp/admin.py`` registers, plus filtered and searched ones on
   the big tables, as a logged-in superuser: wall ms, number of queries, and whether any query
   is a full-table ``COUNT`` (no WHERE, no LIMIT) over a table of ≥ 100,000 rows.
@@ -362,7 +362,7 @@ def serialization(tries: int = 30) -> dict:
     from pncp.api.serializers import ContratacaoSerializer
     from pncp.api.views import ContratacaoViewSet
 
-    month = MONTHS[18]  # a page of 500 dispensas of May 2026, as the API fetches it
+    month = MONTHS[18]  # a page of 500 dispensas of May 2026, as the API fetches it (rows)
     qs = selectors.contratacao_queryset().filter(
         data_publicacao_pncp__gte=_day_start(month),
         data_publicacao_pncp__lt=_day_start(month_end(month) + timedelta(days=1)),
@@ -370,7 +370,7 @@ def serialization(tries: int = 30) -> dict:
     )[:500]
     if len(qs) < 500:  # a small trial database
         qs = selectors.contratacao_queryset()[:500]
-    objects = list(qs)
+    objects = ContratacaoViewSet.row_shape.fetch(qs)
     assert len(objects) == 500, len(objects)
     request = APIRequestFactory().get(API)
     renderer = ContratacaoViewSet.renderer_classes[0]()  # the view's renderer

@@ -1277,3 +1277,36 @@ def test_fast_renderer_writes_what_drfs_renderer_writes(data, client):
     body["data"][0]["objetoCompra"] += " linha\u2028parágrafo\u2029fim"
     body["extra"] = {"valor": 1234.5, "grande": 2**70, "data": date(2025, 6, 1)}
     assert FastJSONRenderer().render(body) == JSONRenderer().render(body)
+
+
+@pytest.mark.parametrize(
+    "view_name, serializer_name",
+    [
+        ("ContratacaoViewSet", "ContratacaoSerializer"),
+        ("ContratoViewSet", "ContratoSerializer"),
+        ("AtaViewSet", "AtaSerializer"),
+    ],
+)
+def test_rows_serialize_like_model_instances(data, db, view_name, serializer_name):
+    """List pages read light rows (``rows.RowShape``); every record, sub-rogados and null
+    codes included, writes out exactly as from the model instance the detail views use."""
+    from pncp.api import serializers, views
+
+    view = getattr(views, view_name)
+    serializer = getattr(serializers, serializer_name)
+    queryset = view.selector()
+    # PNCP's samples have no sub-rogação: give three records one (another record's órgão)
+    model = queryset.model
+    donor = model.objects.exclude(unidade=None).order_by("pk").last()
+    model.objects.filter(pk__in=list(queryset.values_list("pk", flat=True)[:3])).update(
+        orgao_sub_rogado_id=donor.orgao_id, unidade_sub_rogada_id=donor.unidade_id
+    )
+    instances = list(queryset)
+    rows = view.row_shape.fetch(queryset)
+    assert len(rows) == len(instances) > 20
+    assert [row.pk for row in rows] == [instance.pk for instance in instances]
+    from_rows = serializer(rows, many=True, context={}).data
+    from_instances = serializer(instances, many=True, context={}).data
+    for row, instance in zip(from_rows, from_instances, strict=True):
+        assert row == instance
+    assert sum(1 for instance in instances if instance.unidade_sub_rogada_id) == 3

@@ -60,7 +60,14 @@ class PNCPPagination(BasePagination):
             return []
         if view is not None and offset >= DEFERRED_JOIN_OFFSET:
             return self._deep_page(queryset, view, offset)
-        return list(queryset[offset : offset + self.page_size])
+        return self._fetch(view, queryset[offset : offset + self.page_size])
+
+    @staticmethod
+    def _fetch(view, queryset) -> list:
+        """The page's records: light rows when the view declares their shape
+        (``row_shape``, see ``rows``), model instances otherwise."""
+        shape = getattr(view, "row_shape", None)
+        return list(queryset) if shape is None else shape.fetch(queryset)
 
     def _search_page(self, queryset, view, offset: int) -> list:
         """A text search: the page's keys and the total in one query, then the rows.
@@ -91,7 +98,8 @@ class PNCPPagination(BasePagination):
     @staticmethod
     def _rows(view, keys: list) -> list:
         """The view's rows (its joins and prefetches) with these primary keys, in order."""
-        rows = {row.pk: row for row in view.get_queryset().filter(pk__in=keys).order_by()}
+        found = PNCPPagination._fetch(view, view.get_queryset().filter(pk__in=keys).order_by())
+        rows = {row.pk: row for row in found}
         return [rows[key] for key in keys if key in rows]
 
     def get_paginated_response(self, data):

@@ -25,6 +25,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 
 from domain_tables.models import TABLES
+from pncp.api.rows import Related, RowShape
 from pncp.models import (
     FTS_CONFIG,
     AtaRegistroPreco,
@@ -67,6 +68,13 @@ def _orgao_unidade(prefix: str = "") -> list[str]:
 
 
 ORGAO_RELATIONS = ("orgao", "unidade", "orgao_sub_rogado", "unidade_sub_rogada")
+# The same joins for list pages read as rows (``rows.RowShape``).
+ORGAO_UNIDADE_ROWS = (
+    Related("orgao", "cnpj", ORGAO_FIELDS),
+    Related("unidade", "id", UNIDADE_FIELDS),
+    Related("orgao_sub_rogado", "cnpj", ORGAO_FIELDS),
+    Related("unidade_sub_rogada", "id", UNIDADE_FIELDS),
+)
 
 # --- text search ----------------------------------------------------------------------------
 
@@ -117,6 +125,10 @@ def contratacao_queryset() -> QuerySet[Contratacao]:
         .order_by("-data_publicacao_pncp", "-id")
     )
 
+
+CONTRATACAO_ROWS = RowShape(
+    Contratacao, tuple(_own_fields(Contratacao)), related=ORGAO_UNIDADE_ROWS
+)
 
 # One record: its codes are joined (no cache to warm; planning a 12-table join is paid once).
 CONTRATACAO_CODES = (
@@ -206,6 +218,14 @@ def contrato_queryset() -> QuerySet[Contrato]:
     )
 
 
+CONTRATO_ROWS = RowShape(
+    Contrato,
+    tuple(_own_fields(Contrato, exclude=("contratacao",))),
+    related=ORGAO_UNIDADE_ROWS,
+    codes={code: code for code in CONTRATO_CODES},
+)
+
+
 def contrato_get(numero_controle_pncp: str) -> Contrato | None:
     return contrato_queryset().filter(numero_controle_pncp=numero_controle_pncp).first()
 
@@ -222,6 +242,14 @@ def ata_queryset() -> QuerySet[AtaRegistroPreco]:
         )
         .order_by("-data_publicacao_pncp", "-id")
     )
+
+
+ATA_ROWS = RowShape(
+    AtaRegistroPreco,
+    tuple(_own_fields(AtaRegistroPreco, exclude=("contratacao",))),
+    related=ORGAO_UNIDADE_ROWS,
+    properties=("pncp_url",),
+)
 
 
 def ata_get(numero_controle_pncp_ata: str) -> AtaRegistroPreco | None:

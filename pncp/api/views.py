@@ -97,6 +97,7 @@ class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """A list of records filtered by the resource's FilterSet."""
 
     selector = None  # staticmethod: a selector returning the ordered base queryset
+    row_shape = None  # rows.RowShape: list pages read as light rows instead of instances
     # records are written by orjson (same output as DRF's JSONRenderer), then the defaults
     renderer_classes = [
         FastJSONRenderer,
@@ -213,6 +214,7 @@ COMPRA_SCHEMA = extend_schema(
 )
 class ContratacaoViewSet(RecordViewSet):
     selector = staticmethod(selectors.contratacao_queryset)
+    row_shape = selectors.CONTRATACAO_ROWS
     serializer_class = serializers.ContratacaoSerializer
     filterset_class = filters.ContratacaoFilterSet
 
@@ -317,6 +319,7 @@ ATA_PATH = "/api/v1/atas/"
 )
 class AtaViewSet(RecordViewSet):
     selector = staticmethod(selectors.ata_queryset)
+    row_shape = selectors.ATA_ROWS
     serializer_class = serializers.AtaSerializer
     filterset_class = filters.AtaFilterSet
 
@@ -408,6 +411,7 @@ CONTRATO_PATH = "/api/v1/contratos/"
 )
 class ContratoViewSet(RecordViewSet):
     selector = staticmethod(selectors.contrato_queryset)
+    row_shape = selectors.CONTRATO_ROWS
     serializer_class = serializers.ContratoSerializer
     filterset_class = filters.ContratoFilterSet
 

@@ -1,0 +1,118 @@
+"""List pages read as plain rows, not Django model instances.
+
+A page of 500 contratações read with ``select_related`` builds 1,500+ model instances
+(``Model.from_db`` per row and per joined órgão/unidade, deferred-field bookkeeping): half
+of the time of fetching the page (BENCHMARKS.md, API benchmarks). A ``RowShape`` reads the
+same columns with ``values_list`` and turns each tuple into a light object that has the
+attributes the serializers read: the model's column attnames, the joined órgão/unidade as
+small objects (one per distinct key on the page), domain codes from the per-process cache
+(``selectors.domain_row``) and the model's own properties (``pncp_url``). The serializers run
+unchanged on either, and a test checks that both give the same output for every record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Model, QuerySet
+
+
+class _NoJoinedCodes:
+    """Stands in for ``Model._state``: no code table was joined (``serializers._code``
+    then takes the names from the per-process cache)."""
+
+    fields_cache: dict = {}
+
+
+@dataclass(frozen=True)
+class Related:
+    """A joined row (órgão, unidade) read as ``<relation>__<column>`` paths."""
+
+    name: str  # the relation on the record: "orgao", "unidade_sub_rogada"…
+    pk_name: str  # the joined row's key attribute: "cnpj", "id"
+    columns: tuple[str, ...]  # its columns the serializers read
+
+
+@dataclass
+class RowShape:
+    """The columns of one list's records and how to rebuild the attributes serializers read.
+
+    ``columns``: the record's own columns (attnames); ``related``: joined rows; ``codes``:
+    ``{relation: domain table key}`` for code relations read as objects (``c.tipo_contrato``);
+    ``properties``: model properties to carry over (computed from the row's columns).
+    """
+
+    model: type[Model]
+    columns: tuple[str, ...]
+    related: tuple[Related, ...] = ()
+    codes: dict[str, str] = field(default_factory=dict)
+    properties: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        pk = self.model._meta.pk.attname
+        attrs = {
+            "__slots__": ("__dict__",),
+            "_state": _NoJoinedCodes(),
+            "pk": property(lambda row: row.__dict__[pk]),
+        }
+        for name in self.properties:
+            attrs[name] = getattr(self.model, name)
+        self.row_class = type(f"{self.model.__name__}Row", (), attrs)
+        self.related_classes = {
+            rel.name: type(f"{self.model.__name__}_{rel.name}", (), {"__slots__": ("__dict__",)})
+            for rel in self.related
+        }
+        self.fk_of = {
+            rel.name: self.model._meta.get_field(rel.name).attname for rel in self.related
+        }
+
+    def paths(self) -> list[str]:
+        paths = list(self.columns)
+        for rel in self.related:
+            paths += [f"{rel.name}__{column}" for column in rel.columns]
+        return paths
+
+    def fetch(self, queryset: QuerySet) -> list:
+        """The rows of ``queryset`` (filtered, ordered and sliced already or not)."""
+        return self.build(queryset.values_list(*self.paths()))
+
+    def build(self, tuples) -> list:
+        columns = self.columns
+        width = len(columns)
+        plan = []
+        start = width
+        for rel in self.related:
+            end = start + len(rel.columns)
+            plan.append(
+                (rel.name, self.fk_of[rel.name], rel.pk_name, rel.columns, start, end,
+                 self.related_classes[rel.name], {})
+            )  # fmt: skip
+            start = end
+        codes = [
+            (name, self.model._meta.get_field(name).attname, table)
+            for name, table in self.codes.items()
+        ]
+        from pncp.api.selectors import domain_row  # selectors declare the shapes
+
+        row_class = self.row_class
+        new = object.__new__
+        out = []
+        for values in tuples:
+            attrs = dict(zip(columns, values, strict=False))  # related columns follow
+            for name, fk, pk_name, rel_columns, begin, end, rel_class, seen in plan:
+                key = attrs[fk]
+                if key is None:
+                    attrs[name] = None
+                    continue
+                joined = seen.get(key)
+                if joined is None:
+                    joined = seen[key] = new(rel_class)
+                    joined.__dict__ = dict(zip(rel_columns, values[begin:end], strict=True))
+                    joined.__dict__[pk_name] = key
+                attrs[name] = joined
+            for name, fk, table in codes:
+                attrs[name] = domain_row(table, attrs[fk])
+            row = new(row_class)
+            row.__dict__ = attrs
+            out.append(row)
+        return out
