@@ -104,6 +104,8 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with psycopg's C date-time loader (config/postgresql/base.py)
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
         # A per-request statement timeout keeps one bad query from holding a worker forever.
         statement_timeout_ms = env_int("DB_STATEMENT_TIMEOUT_MS", 30000)
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = (

@@ -343,7 +343,7 @@ def test_compose_environment_loads_production_settings():
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["debug"] is False
-    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["engine"] == "config.postgresql"  # Django's, with the C date-time loader
     assert loaded["host"] == "postgres"
     assert loaded["broker"].startswith("redis://redis:")
     # The web healthcheck probes 127.0.0.1, so the default hosts must accept it.

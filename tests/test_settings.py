@@ -93,3 +93,11 @@ def test_the_demo_runs_on_sqlite_from_a_fresh_database(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
     assert "records created 1076" in out.stdout
     assert "Password: demo-pass-123" in out.stdout
+
+
+def test_postgresql_engine_is_djangos_with_the_c_datetime_loader():
+    out = settings_in_subprocess(
+        {"DATABASE_URL": "postgres://u:p@dbhost:5433/pncp"}, "s.DATABASES['default']['ENGINE']"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "config.postgresql" in out.stdout
