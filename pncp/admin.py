@@ -20,10 +20,12 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections, models, transaction
+from django.db import connection, connections, models, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.forms.models import BaseInlineFormSet
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -41,8 +43,10 @@ from pncp.admin_filters import (
     UnidadeUFFilter,
     year_filter,
 )
+from pncp.api.selectors import prepare_search_connection
 from pncp.ingest import SPECS, Ingester
 from pncp.models import (
+    FTS_CONFIG,
     AtaRegistroPreco,
     Contratacao,
     Contrato,
@@ -66,6 +70,10 @@ RELATED_COUNT_CAP = 1000
 NUMERO_CONTROLE = re.compile(r"\d{14}-\d-\d{6}/\d{4}(-\d{6})?")
 CNPJ = re.compile(r"\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}")
 ORGAO_FKS = ("orgao", "unidade", "orgao_sub_rogado", "unidade_sub_rogada")
+SEARCH_HELP = (
+    "Número de controle, CNPJ, ou palavras do {texto} (acentos e plurais não importam; "
+    '"frase exata", -excluir) ou do nome do órgão.'
+)
 BOOKKEEPING = ("raw", "content_hash", "first_seen_at", "last_seen_at", "last_changed_at")
 PAYLOAD_FIELDS = ("raw", "payload")
 
@@ -186,16 +194,21 @@ def money_column(field: str, description: str):
 
 
 class KeySearchMixin:
-    """A número de controle or a CNPJ typed in the search box becomes an exact lookup.
+    """The search box: a key is looked up exactly, words through the full-text index.
 
-    Django's search is ``icontains`` over every search field: a sequential scan of the table.
-    Staff mostly paste a key they got elsewhere; those match ``key_search_fields`` /
-    ``cnpj_search_fields`` exactly (an index lookup). Any other text falls back to the usual
-    search over ``search_fields``.
+    Django's search is ``icontains`` over every search field, word by word: a sequential
+    scan of the table per word (0.5-5 s at a million contratações). Staff mostly paste a key
+    they got elsewhere; those match ``key_search_fields`` / ``cnpj_search_fields`` exactly
+    (an index lookup). Other text, on PostgreSQL, when the admin names
+    ``text_search_fields``: records whose text has the words (PostgreSQL full-text search in
+    Portuguese, accents ignored, plurals stemmed: "ambulancia" finds "Ambulâncias"; web
+    syntax: ``"frase exata"``, ``-palavra``, ``or``) through the GIN indexes of those columns,
+    or whose órgão's razão social contains the text. Elsewhere (SQLite) Django's search.
     """
 
     key_search_fields: tuple[str, ...] = ()
     cnpj_search_fields: tuple[str, ...] = ()
+    text_search_fields: tuple[str, ...] = ()  # columns with a full-text (GIN) index
 
     def key_lookup(self, term: str) -> Q:
         """The rows a número de controle typed in the search box names."""
@@ -208,7 +221,47 @@ class KeySearchMixin:
         if self.cnpj_search_fields and CNPJ.fullmatch(term):
             digits = re.sub(r"\D", "", term)
             return queryset.filter(_any_equals(self.cnpj_search_fields, digits)), False
+        if term and self.text_search_fields and connection.vendor == "postgresql":
+            return self.text_search_results(queryset, term), False
         return super().get_search_results(request, queryset, search_term)
+
+    # Up to this many matches, the matches are found first (GIN) and then sorted; above it,
+    # the list walks its order and keeps the rows that match. Walking costs ~25 µs per row
+    # passed (``to_tsvector`` re-computed), ~100/density rows for a page of 100; finding
+    # and sorting costs ~5 µs per match: the two meet near sqrt(500 x table rows), ~20,000
+    # at a million rows (BENCHMARKS.md, admin search).
+    text_search_sort_limit = 20_000
+
+    def text_search_results(self, queryset, term: str):
+        matches = self.text_matches(term)
+        sql, params = matches.query.sql_with_params()
+        with connection.cursor() as cursor:  # how many, capped (the GIN's bitmap, no sort)
+            cursor.execute(
+                f"SELECT COUNT(*) FROM ({sql} LIMIT %s) AS m",
+                [*params, self.text_search_sort_limit + 1],
+            )
+            (found,) = cursor.fetchone()
+        if found > self.text_search_sort_limit:
+            return queryset.filter(pk__in=matches)
+        # ``OFFSET 0`` keeps the matches a subquery of their own, found by the indexes first:
+        # flattened into the page's query, PostgreSQL walked the list's order re-computing
+        # ``to_tsvector`` on every row it passed (2.2 s for a rare word at a million rows).
+        return queryset.filter(pk__in=RawSQL(f"{sql} OFFSET 0", params))
+
+    def text_matches(self, term: str):
+        """The ids of the records ``term`` finds (a subquery), see the class docstring."""
+        prepare_search_connection()  # bitmaps of common words stay exact (see selectors)
+        query = SearchQuery(term, config=FTS_CONFIG, search_type="websearch")
+        matches = self.model.objects.all()
+        found = Q()
+        for number, column in enumerate(self.text_search_fields):
+            name = f"_fts{number}"
+            matches = matches.alias(**{name: SearchVector(column, config=FTS_CONFIG)})
+            found |= Q(**{name: query})
+        if any(f.name == "orgao" for f in self.model._meta.get_fields()):
+            orgaos = Orgao.objects.filter(razao_social__icontains=term).values_list("cnpj")
+            found |= Q(orgao_id__in=[cnpj for (cnpj,) in orgaos])
+        return matches.filter(found).order_by().values("pk")
 
 
 def _own_or_compra_key(own_field: str, term: str) -> Q:
@@ -479,6 +532,8 @@ class ContratacaoAdmin(ImportedRecordAdmin):
     search_fields = ("numero_controle_pncp", "orgao__cnpj", "orgao__razao_social", "objeto_compra")
     key_search_fields = ("numero_controle_pncp",)
     cnpj_search_fields = ("orgao_id",)
+    text_search_fields = ("objeto_compra",)
+    search_help_text = SEARCH_HELP.format(texto="objeto")
     autocomplete_fields = (
         *ORGAO_FKS,
         "modalidade",
@@ -540,6 +595,8 @@ class ContratoAdmin(ImportedRecordAdmin):
     )
     key_search_fields = ("numero_controle_pncp", "numero_controle_pncp_compra")
     cnpj_search_fields = ("orgao_id", "ni_fornecedor")
+    text_search_fields = ("objeto_contrato", "nome_razao_social_fornecedor")
+    search_help_text = SEARCH_HELP.format(texto="objeto ou fornecedor")
 
     def key_lookup(self, term: str) -> Q:
         return _own_or_compra_key("numero_controle_pncp", term)
@@ -596,6 +653,8 @@ class AtaRegistroPrecoAdmin(ImportedRecordAdmin):
     )
     key_search_fields = ("numero_controle_pncp_ata", "numero_controle_pncp_compra")
     cnpj_search_fields = ("orgao_id",)
+    text_search_fields = ("objeto_contratacao",)
+    search_help_text = SEARCH_HELP.format(texto="objeto")
 
     def key_lookup(self, term: str) -> Q:
         return _own_or_compra_key("numero_controle_pncp_ata", term)

@@ -627,6 +627,7 @@ class Contrato(OrgaoUnidadeMixin, LocalidadeMixin, ImportedRecord):
             ),
             models.Index(fields=["valor_global"], name="contrato_valor"),
             _fts_index("objeto_contrato", "contrato_objeto_fts"),
+            _fts_index("nome_razao_social_fornecedor", "contrato_fornecedor_fts"),  # admin
         ]
 
     def __str__(self) -> str:

@@ -452,6 +452,59 @@ def test_key_search_is_an_exact_lookup_not_a_scan(data, admin_client):
     assert all("LIKE" not in sql for sql in selects)
 
 
+@postgres_only
+@pytest.mark.parametrize(
+    ("model", "term", "expected"),
+    [
+        (Contratacao, "retificacao posteriores", {CONTRATACAO_KEY}),  # no accents, plurals
+        (Contratacao, '"objeto alterado"', {CONTRATACAO_KEY}),  # a phrase
+        (Contratacao, "objeto alterado -retificação", set()),  # excluding a word
+        (Contrato, "vla pozzi", {CONTRATO_KEY}),  # the fornecedor's name
+        (Contrato, "moveis escritorios", {CONTRATO_KEY}),
+    ],
+)
+def test_text_search_uses_full_text_words(model, term, expected, data, admin_client):
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url(model), {"q": term})
+    assert response.status_code == 200
+    assert {obj.numero_controle_pncp for obj in response.context["cl"].result_list} == expected
+    table = f'"{model._meta.db_table}"'
+    on_table = [q["sql"] for q in queries if table in q["sql"] and "to_tsvector" in q["sql"]]
+    assert on_table, "the search went through the full-text expression"
+    assert not [q["sql"] for q in queries if table in q["sql"] and "LIKE" in q["sql"]]
+
+
+@postgres_only
+@pytest.mark.parametrize("model", [Contratacao, Contrato, AtaRegistroPreco])
+def test_text_search_finds_the_same_rows_sorting_matches_or_walking_the_list(
+    model, data, admin_client, monkeypatch
+):
+    """Few matches are found first then sorted; many are found walking the list's order
+    (``text_search_sort_limit``): both give the same page, in the same order."""
+    admin_class = type(admin.site._registry[model])
+    found = []
+    terms = (
+        "aquisição",
+        "material",
+        "prefeitura",
+        "registro de preços",
+        "serviços -obra",
+        "correlatos",
+    )
+    for term in terms:
+        pages = []
+        for limit in (10**9, 0):
+            monkeypatch.setattr(admin_class, "text_search_sort_limit", limit)
+            response = admin_client.get(url(model), {"q": term})
+            assert response.status_code == 200
+            cl = response.context["cl"]
+            pages.append(([obj.pk for obj in cl.result_list], cl.result_count))
+        assert pages[0] == pages[1], term
+        assert model.objects.count() > pages[0][1]  # the search narrowed the list
+        found.append(pages[0][1])
+    assert sum(1 for count in found if count) >= 2, found
+
+
 # --- Date range filter --------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
@@ -77,6 +78,26 @@ ORGAO_UNIDADE_ROWS = (
 )
 
 # --- text search ----------------------------------------------------------------------------
+
+# Memory for a text search's bitmaps: a common word's GIN bitmap (100,000+ rows at a
+# million contratações) overflows the default 4 MB, turns lossy, and every row of a lossy
+# page is re-checked by re-computing ``to_tsvector`` (~25 µs each): 0.5 s instead of 20 ms.
+# Set once per database connection, on its first search (a session setting: no transaction
+# to open, no query on later requests). Used by the API and the admin.
+SEARCH_WORK_MEM = "64MB"
+_search_ready: weakref.WeakSet = weakref.WeakSet()
+
+
+def prepare_search_connection() -> None:
+    if connection.vendor != "postgresql":
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw in _search_ready:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET work_mem = '{SEARCH_WORK_MEM}'")
+    _search_ready.add(raw)
 
 
 def text_search(qs: QuerySet, column: str, q: str, *, in_window: bool = False) -> QuerySet:

@@ -9,7 +9,6 @@ Each list page costs a fixed number of queries (count + page, + itens for planos
 from __future__ import annotations
 
 import re
-import weakref
 
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
@@ -74,25 +73,6 @@ LIST_NOTE = (
 )
 
 
-# Memory for a text search's bitmaps: a common word's GIN bitmap (100,000+ rows at a
-# million contratações) overflows the default 4 MB, turns lossy, and every row of a lossy
-# page is re-checked by re-computing ``to_tsvector`` (~25 µs each): 0.5 s instead of 20 ms.
-# Set once per database connection, on its first search (a session setting: no transaction
-# to open, no query on later requests).
-SEARCH_WORK_MEM = "64MB"
-_search_ready: weakref.WeakSet = weakref.WeakSet()
-
-
-def _prepare_search_connection() -> None:
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw in _search_ready:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET work_mem = '{SEARCH_WORK_MEM}'")
-    _search_ready.add(raw)
-
-
 class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """A list of records filtered by the resource's FilterSet."""
 
@@ -109,7 +89,7 @@ class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def list(self, request, *args, **kwargs):
         if request.query_params.get("q") and connection.vendor == "postgresql":
-            _prepare_search_connection()
+            selectors.prepare_search_connection()
         return super().list(request, *args, **kwargs)
 
 
