@@ -203,12 +203,14 @@ class KeySearchMixin:
     ``text_search_fields``: records whose text has the words (PostgreSQL full-text search in
     Portuguese, accents ignored, plurals stemmed: "ambulancia" finds "Ambulâncias"; web
     syntax: ``"frase exata"``, ``-palavra``, ``or``) through the GIN indexes of those columns,
-    or whose órgão's razão social contains the text. Elsewhere (SQLite) Django's search.
+    or whose órgão's razão social contains the text; digits alone, when the admin names
+    ``code_search_fields``, equal one of those codes. Elsewhere (SQLite) Django's search.
     """
 
     key_search_fields: tuple[str, ...] = ()
     cnpj_search_fields: tuple[str, ...] = ()
     text_search_fields: tuple[str, ...] = ()  # columns with a full-text (GIN) index
+    code_search_fields: tuple[str, ...] = ()  # a term of digits alone: equal to one of these
 
     def key_lookup(self, term: str) -> Q:
         """The rows a número de controle typed in the search box names."""
@@ -221,6 +223,8 @@ class KeySearchMixin:
         if self.cnpj_search_fields and CNPJ.fullmatch(term):
             digits = re.sub(r"\D", "", term)
             return queryset.filter(_any_equals(self.cnpj_search_fields, digits)), False
+        if self.code_search_fields and term.isdigit():
+            return queryset.filter(_any_equals(self.code_search_fields, term)), False
         if term and self.text_search_fields and connection.vendor == "postgresql":
             return self.text_search_results(queryset, term), False
         return super().get_search_results(request, queryset, search_term)
@@ -728,6 +732,13 @@ class ItemPCAAdmin(ImportedRecordAdmin):
     sortable_by = ("numero_item", "ano_pca")
     search_fields = ("descricao_item", "codigo_item", "classificacao_superior_nome")
     key_search_fields = ("plano__id_pca_pncp",)
+    code_search_fields = ("codigo_item", "classificacao_superior_codigo")
+    text_search_fields = ("descricao_item",)
+    search_help_text = (
+        "Número de controle do PCA, CNPJ, código do item ou da classificação superior, ou "
+        'palavras da descrição (acentos e plurais não importam; "frase exata", -excluir) ou '
+        "do nome do órgão."
+    )
     cnpj_search_fields = ("orgao_id",)
     autocomplete_fields = ("orgao", "categoria_item_pca", "classificacao_catalogo")
     raw_id_fields = ("plano", "sync_run")

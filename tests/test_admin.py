@@ -475,6 +475,20 @@ def test_text_search_uses_full_text_words(model, term, expected, data, admin_cli
 
 
 @postgres_only
+def test_item_pca_search_by_codes_and_words(data, admin_client):
+    item = ItemPCA.objects.get(plano__id_pca_pncp=PCA_KEY, numero_item=3)
+    assert item.codigo_item and item.classificacao_superior_codigo
+    for term in (item.codigo_item, item.classificacao_superior_codigo):
+        assert term.isdigit()
+        response = admin_client.get(url(ItemPCA), {"q": term})
+        found = response.context["cl"].result_list
+        assert item in found
+        assert all(term in (o.codigo_item, o.classificacao_superior_codigo) for o in found)
+    words = admin_client.get(url(ItemPCA), {"q": "carimbos"}).context["cl"].result_list
+    assert item in words and all("CARIMBO" in o.descricao_item.upper() for o in words)
+
+
+@postgres_only
 @pytest.mark.parametrize("model", [Contratacao, Contrato, AtaRegistroPreco])
 def test_text_search_finds_the_same_rows_sorting_matches_or_walking_the_list(
     model, data, admin_client, monkeypatch
