@@ -44,6 +44,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pncp_apibench"
+# The imported records' tables (multiplied by the seed, counted in the results)
+RECORD_TABLES = (
+    "pncp_contratacao",
+    "pncp_ataregistropreco",
+    "pncp_contrato",
+    "pncp_planocontratacao",
+    "pncp_itempca",
+    "pncp_itemcontratacao",
+    "pncp_resultadoitem",
+)
 START = date(2024, 11, 1)
 DAYS = 730  # 2024-11-01 .. 2026-10-31
 PAGE = 500
@@ -241,15 +251,7 @@ def multiply(copies: int) -> None:
 
     span: dict[str, int] = {}
     with connection.cursor() as cursor:
-        for table in (
-            "pncp_contratacao",
-            "pncp_ataregistropreco",
-            "pncp_contrato",
-            "pncp_planocontratacao",
-            "pncp_itempca",
-            "pncp_itemcontratacao",
-            "pncp_resultadoitem",
-        ):
+        for table in RECORD_TABLES:
             cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {table}")
             span[table] = cursor.fetchone()[0]
 
@@ -483,13 +485,7 @@ def seed_bookkeeping(contratacoes: int) -> dict:
 # --- entry point -------------------------------------------------------------------------------
 
 COUNTED = (
-    "pncp_contratacao",
-    "pncp_ataregistropreco",
-    "pncp_contrato",
-    "pncp_planocontratacao",
-    "pncp_itempca",
-    "pncp_itemcontratacao",
-    "pncp_resultadoitem",
+    *RECORD_TABLES,
     "pncp_orgao",
     "pncp_unidadeorgao",
     "pncp_fornecedor",
