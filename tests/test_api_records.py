@@ -1310,3 +1310,33 @@ def test_rows_serialize_like_model_instances(data, db, view_name, serializer_nam
     for row, instance in zip(from_rows, from_instances, strict=True):
         assert row == instance
     assert sum(1 for instance in instances if instance.unidade_sub_rogada_id) == 3
+
+
+@postgres_only
+def test_wall_clock_from_postgresql_matches_the_serializers(db):
+    """List rows get their date-times formatted by PostgreSQL (``rows.BrasiliaWallClock``);
+    they must equal ``serializers._dt`` of the same instant, DST years and LMT included."""
+    from django.db.models import Value
+    from django.db.models.fields import DateTimeField
+
+    from pncp.api.rows import BrasiliaWallClock
+    from pncp.api.serializers import _dt
+    from pncp.models import SyncRun
+
+    run = SyncRun.objects.create()
+    moments = [
+        datetime(2025, 6, 24, 3, 0, 46, tzinfo=ZoneInfo("UTC")),
+        datetime(2018, 11, 4, 2, 59, 59, 999999, tzinfo=ZoneInfo("UTC")),  # DST starts
+        datetime(2018, 11, 4, 3, 0, 0, tzinfo=ZoneInfo("UTC")),
+        datetime(2019, 2, 17, 1, 30, tzinfo=ZoneInfo("UTC")),  # the last DST end
+        datetime(2012, 1, 15, 12, 0, tzinfo=SP),
+        datetime(1900, 1, 1, 0, 0, tzinfo=SP),  # local mean time, -03:06:28
+        datetime(2026, 11, 26, 23, 59, 59, tzinfo=SP),
+    ]
+    for moment in moments:
+        text = (
+            SyncRun.objects.filter(pk=run.pk)
+            .values_list(BrasiliaWallClock(Value(moment, output_field=DateTimeField())), flat=True)
+            .get()
+        )
+        assert text == _dt(moment.astimezone(ZoneInfo("UTC"))), moment

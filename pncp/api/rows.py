@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Model, QuerySet
+from django.db import connections
+from django.db.models import CharField, DateTimeField, Func, Model, QuerySet
+
+
+class BrasiliaWallClock(Func):
+    """A ``timestamptz`` as PNCP writes it, formatted by PostgreSQL: Brasília wall clock,
+    ``AAAA-MM-DDTHH:MM:SS``, seconds truncated like ``serializers._dt``."""
+
+    template = (
+        "to_char(%(expressions)s AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    )
+    output_field = CharField()
 
 
 class _NoJoinedCodes:
@@ -62,19 +73,30 @@ class RowShape:
             rel.name: type(f"{self.model.__name__}_{rel.name}", (), {"__slots__": ("__dict__",)})
             for rel in self.related
         }
+        self.date_times = {
+            f.attname
+            for f in self.model._meta.concrete_fields
+            if isinstance(f, DateTimeField) and f.attname in self.columns
+        }
         self.fk_of = {
             rel.name: self.model._meta.get_field(rel.name).attname for rel in self.related
         }
 
-    def paths(self) -> list[str]:
-        paths = list(self.columns)
+    def paths(self, vendor: str = "") -> list:
+        """What ``values_list`` reads. On PostgreSQL the date-times come as Brasília text:
+        parsing 3,000 of them per page of 500 and formatting them again in Python was about a
+        third of the serializer's time; ``serializers._dt`` passes text through."""
+        paths: list = list(self.columns)
+        if vendor == "postgresql":
+            paths = [BrasiliaWallClock(name) if name in self.date_times else name for name in paths]
         for rel in self.related:
             paths += [f"{rel.name}__{column}" for column in rel.columns]
         return paths
 
     def fetch(self, queryset: QuerySet) -> list:
         """The rows of ``queryset`` (filtered, ordered and sliced already or not)."""
-        return self.build(queryset.values_list(*self.paths()))
+        vendor = connections[queryset.db].vendor
+        return self.build(queryset.values_list(*self.paths(vendor)))
 
     def build(self, tuples) -> list:
         columns = self.columns

@@ -68,9 +68,10 @@ _SPAN_START, _SPAN_END, _OFFSET = _constant_offset_span(BRASILIA)
 
 
 def _dt(value):
-    """Aware datetime -> Brasília wall clock without offset, as PNCP sends it."""
-    if value is None:
-        return None
+    """Aware datetime -> Brasília wall clock without offset, as PNCP sends it (list rows
+    bring it formatted by PostgreSQL already: ``rows.BrasiliaWallClock``)."""
+    if value is None or value.__class__ is str:
+        return value
     if value.tzinfo is UTC and _SPAN_START <= value < _SPAN_END:
         return (value + _OFFSET).isoformat()[:19]
     return value.astimezone(BRASILIA).replace(tzinfo=None).isoformat(timespec="seconds")
