@@ -69,18 +69,26 @@ class RowShape:
         for name in self.properties:
             attrs[name] = getattr(self.model, name)
         self.row_class = type(f"{self.model.__name__}Row", (), attrs)
-        self.related_classes = {
-            rel.name: type(f"{self.model.__name__}_{rel.name}", (), {"__slots__": ("__dict__",)})
-            for rel in self.related
-        }
         self.date_times = {
             f.attname
             for f in self.model._meta.concrete_fields
             if isinstance(f, DateTimeField) and f.attname in self.columns
         }
-        self.fk_of = {
-            rel.name: self.model._meta.get_field(rel.name).attname for rel in self.related
-        }
+        # where each joined row's columns sit in a values tuple (after the record's own)
+        self.plan = []
+        start = len(self.columns)
+        for rel in self.related:
+            end = start + len(rel.columns)
+            fk = self.model._meta.get_field(rel.name).attname
+            joined_class = type(
+                f"{self.model.__name__}_{rel.name}", (), {"__slots__": ("__dict__",)}
+            )
+            self.plan.append((rel.name, fk, rel.pk_name, rel.columns, start, end, joined_class))
+            start = end
+        self.code_plan = [
+            (name, self.model._meta.get_field(name).attname, table)
+            for name, table in self.codes.items()
+        ]
 
     def paths(self, vendor: str = "") -> list:
         """What ``values_list`` reads. On PostgreSQL the date-times come as Brasília text:
@@ -99,21 +107,8 @@ class RowShape:
         return self.build(queryset.values_list(*self.paths(vendor)))
 
     def build(self, tuples) -> list:
-        columns = self.columns
-        width = len(columns)
-        plan = []
-        start = width
-        for rel in self.related:
-            end = start + len(rel.columns)
-            plan.append(
-                (rel.name, self.fk_of[rel.name], rel.pk_name, rel.columns, start, end,
-                 self.related_classes[rel.name], {})
-            )  # fmt: skip
-            start = end
-        codes = [
-            (name, self.model._meta.get_field(name).attname, table)
-            for name, table in self.codes.items()
-        ]
+        columns, codes = self.columns, self.code_plan
+        plan = [(*entry, {}) for entry in self.plan]  # {}: this page's joined rows by key
         from pncp.api.selectors import domain_row  # selectors declare the shapes
 
         row_class = self.row_class

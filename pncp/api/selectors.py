@@ -59,23 +59,16 @@ def _related(prefix: str, fields: tuple[str, ...]) -> list[str]:
     return [f"{prefix}__{name}" for name in fields]
 
 
-def _orgao_unidade(prefix: str = "") -> list[str]:
-    return [
-        *_related(f"{prefix}orgao", ORGAO_FIELDS),
-        *_related(f"{prefix}unidade", UNIDADE_FIELDS),
-        *_related(f"{prefix}orgao_sub_rogado", ORGAO_FIELDS),
-        *_related(f"{prefix}unidade_sub_rogada", UNIDADE_FIELDS),
-    ]
-
-
-ORGAO_RELATIONS = ("orgao", "unidade", "orgao_sub_rogado", "unidade_sub_rogada")
-# The same joins for list pages read as rows (``rows.RowShape``).
+# The órgão/unidade joins of contratações, contratos and atas. Each list's ``RowShape`` is
+# the one description of its columns: list pages read it as rows (``rows.RowShape``), and
+# the model-instance querysets (details) select the same columns with ``only(shape.paths())``.
 ORGAO_UNIDADE_ROWS = (
     Related("orgao", "cnpj", ORGAO_FIELDS),
     Related("unidade", "id", UNIDADE_FIELDS),
     Related("orgao_sub_rogado", "cnpj", ORGAO_FIELDS),
     Related("unidade_sub_rogada", "id", UNIDADE_FIELDS),
 )
+ORGAO_RELATIONS = tuple(rel.name for rel in ORGAO_UNIDADE_ROWS)
 
 # --- text search ----------------------------------------------------------------------------
 
@@ -131,6 +124,11 @@ def text_search(qs: QuerySet, column: str, q: str, *, in_window: bool = False) -
 # --- contratações ---------------------------------------------------------------------------
 
 
+CONTRATACAO_ROWS = RowShape(
+    Contratacao, tuple(_own_fields(Contratacao)), related=ORGAO_UNIDADE_ROWS
+)
+
+
 def contratacao_queryset() -> QuerySet[Contratacao]:
     """Contratações with their órgãos/unidades joined; the names of their domain codes
     come from ``domain_row`` (a per-process cache), not from joins.
@@ -142,14 +140,10 @@ def contratacao_queryset() -> QuerySet[Contratacao]:
     """
     return (
         Contratacao.objects.select_related(*ORGAO_RELATIONS)
-        .only(*_own_fields(Contratacao), *_orgao_unidade())
+        .only(*CONTRATACAO_ROWS.paths())
         .order_by("-data_publicacao_pncp", "-id")
     )
 
-
-CONTRATACAO_ROWS = RowShape(
-    Contratacao, tuple(_own_fields(Contratacao)), related=ORGAO_UNIDADE_ROWS
-)
 
 # One record: its codes are joined (no cache to warm; planning a 12-table join is paid once).
 CONTRATACAO_CODES = (
@@ -224,27 +218,24 @@ def contratos_of_contratacao(contratacao: Contratacao) -> QuerySet[Contrato]:
 # --- contratos ------------------------------------------------------------------------------
 
 CONTRATO_CODES = ("tipo_contrato", "categoria_processo")
-
-
-def contrato_queryset() -> QuerySet[Contrato]:
-    return (
-        Contrato.objects.select_related(*ORGAO_RELATIONS, *CONTRATO_CODES)
-        .only(
-            *_own_fields(Contrato, exclude=("contratacao",)),
-            *_orgao_unidade(),
-            *_related("tipo_contrato", ("nome",)),
-            *_related("categoria_processo", ("nome",)),
-        )
-        .order_by("-data_publicacao_pncp", "-id")
-    )
-
-
 CONTRATO_ROWS = RowShape(
     Contrato,
     tuple(_own_fields(Contrato, exclude=("contratacao",))),
     related=ORGAO_UNIDADE_ROWS,
     codes={code: code for code in CONTRATO_CODES},
 )
+
+
+def contrato_queryset() -> QuerySet[Contrato]:
+    return (
+        Contrato.objects.select_related(*ORGAO_RELATIONS, *CONTRATO_CODES)
+        .only(
+            *CONTRATO_ROWS.paths(),
+            *_related("tipo_contrato", ("nome",)),
+            *_related("categoria_processo", ("nome",)),
+        )
+        .order_by("-data_publicacao_pncp", "-id")
+    )
 
 
 def contrato_get(numero_controle_pncp: str) -> Contrato | None:
@@ -254,23 +245,20 @@ def contrato_get(numero_controle_pncp: str) -> Contrato | None:
 # --- atas -----------------------------------------------------------------------------------
 
 
-def ata_queryset() -> QuerySet[AtaRegistroPreco]:
-    return (
-        AtaRegistroPreco.objects.select_related(*ORGAO_RELATIONS)
-        .only(
-            *_own_fields(AtaRegistroPreco, exclude=("contratacao",)),
-            *_orgao_unidade(),
-        )
-        .order_by("-data_publicacao_pncp", "-id")
-    )
-
-
 ATA_ROWS = RowShape(
     AtaRegistroPreco,
     tuple(_own_fields(AtaRegistroPreco, exclude=("contratacao",))),
     related=ORGAO_UNIDADE_ROWS,
     properties=("pncp_url",),
 )
+
+
+def ata_queryset() -> QuerySet[AtaRegistroPreco]:
+    return (
+        AtaRegistroPreco.objects.select_related(*ORGAO_RELATIONS)
+        .only(*ATA_ROWS.paths())
+        .order_by("-data_publicacao_pncp", "-id")
+    )
 
 
 def ata_get(numero_controle_pncp_ata: str) -> AtaRegistroPreco | None:
