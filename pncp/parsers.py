@@ -45,9 +45,33 @@ def _not_json(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+# Every digit made "0": a run of 19 of them may be an integer beyond 64 bits, which orjson
+# would read as a float (a translate and a find: ~0.2 ms for a page of 50, a regex ~1 ms).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
 def loads(data: bytes | str):
-    """``json.loads`` that refuses NaN and Infinity (Python's extension, not JSON: PostgreSQL
-    would refuse them and orjson would turn them into null, silently)."""
+    """Decode PNCP JSON: orjson where it agrees with ``json.loads``, the standard library
+    otherwise, so one body always decodes to the same values (and hashes the same).
+
+    orjson is 3-4x faster and refuses what is not JSON (NaN, Infinity, lone surrogates). It
+    differs from ``json.loads`` only on integers beyond 64 bits (it returns floats) and on
+    inputs it refuses; a body with 19 digits in a row, or one orjson refuses, goes to the
+    standard library, which refuses NaN and Infinity (Python's extension, not JSON:
+    PostgreSQL would refuse them and orjson would write them as null, silently).
+    """
+    raw = data
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError:  # a lone surrogate: the standard library's business
+            raw = b"0" * 19
+    if raw.translate(_DIGITS_AS_ZERO).find(_NINETEEN_DIGITS) < 0:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     return json.loads(data, parse_constant=_not_json)
 
 

@@ -67,3 +67,61 @@ def test_integers_beyond_64_bits_fall_back_to_the_standard_library():
 def test_nan_and_infinity_are_not_json(constant):
     with pytest.raises(ValueError, match="is not JSON"):
         loads(f'{{"valorTotalEstimado": {constant}}}')
+
+
+def _stdlib_loads(data):
+    return json.loads(data, parse_constant=lambda name: pytest.fail(f"{name} accepted"))
+
+
+def test_every_sample_page_decodes_the_same_as_the_standard_library():
+    paths = sorted(SAMPLES.glob("*.json"))
+    assert len(paths) > 5
+    for path in paths:
+        data = path.read_bytes()
+        decoded = loads(data)
+        assert decoded == _stdlib_loads(data)
+        assert canonical(decoded) == canonical_stdlib(_stdlib_loads(data))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"valor": 123456789012345678901234567890}',  # beyond 64 bits: orjson gives a float
+        '{"valor": -9223372036854775809, "x": 18446744073709551616}',
+        '{"valor": 18446744073709551615}',
+        '{"a": "\\ud800 lone surrogate"}',  # orjson refuses, the standard library takes it
+        '\ufeff{"bom": true}',
+        '{"a": 1, "a": 2}',
+        '{"a": 1e400}',
+        '{"nums": [0.1, 1e-07, -0.0, 123456789.125, 2e22]}',
+    ],
+)
+def test_awkward_bodies_decode_exactly_as_the_standard_library(text):
+    for data in (text, text.encode("utf-8", "surrogatepass")):
+        assert _outcome(loads, data) == _outcome(json.loads, data)
+
+
+def _outcome(decode, data):
+    """What a decoder makes of ``data``: its values and their types, or that it refused."""
+    try:
+        value = decode(data)
+    except ValueError:
+        return "refused"
+    return value, [type(v) for v in _leaves(value)]
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("data", [b'{"a": NaN}', b"[Infinity]", b'{"a": 1', b"", b"\xff"])
+def test_what_is_not_json_is_refused_as_before(data):
+    with pytest.raises(ValueError):
+        loads(data)
