@@ -24,7 +24,9 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -952,6 +954,102 @@ def resume_run(run_id: int | None = None) -> SyncRun:
 # --- offline import -------------------------------------------------------------------------
 
 
+def from_dir_writers() -> int:
+    """How many connections ``--from-dir`` writes batches through (``PNCP_FROM_DIR_WRITERS``).
+
+    One inside an open transaction (the batches must be part of it, as in tests) and on
+    SQLite (one writer at a time).
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, int(getattr(settings, "PNCP_FROM_DIR_WRITERS", 2)))
+
+
+class BatchWriters:
+    """Writes batches on ``count`` connections at once, each its own transaction.
+
+    On 2 cores one writer leaves a core idle: while PostgreSQL works through a batch's COPY,
+    indexes and COMMIT, the next batch's Python (row tuples, COPY formatting) waits. With two
+    writers one batch's Python runs while the other's SQL does.
+
+    - A batch sharing a key with a batch still being written waits for it (and for every
+      batch before it), so a record met on two pages ends as the later page has it, as with
+      one writer.
+    - Results are accounted (``account``) in the order the batches were submitted, by the
+      submitting thread.
+    - Each writing thread has its own ``Ingester`` (caches of órgãos, unidades and codes
+      describe what its own connection has seen committed or written) and its own
+      connection, closed when the pool closes. Rows both writers create (a new órgão, say)
+      make one wait for the other's commit; they are inserted in sorted order, so the two
+      never wait on each other.
+    - A failed batch raises from ``submit``/``drain`` in the submitting thread.
+
+    With ``count`` 1 everything runs in the submitting thread, on its connection.
+    """
+
+    def __init__(self, count: int, run: SyncRun, write: Callable, account: Callable) -> None:
+        self.count, self.run, self.write, self.account = count, run, write, account
+        # Set False while batches come back unchanged: writing them is then mostly Python,
+        # which two threads would only fight over (the GIL); one batch at a time is faster.
+        self.parallel = True
+        self.jobs: queue.Queue = queue.Queue()
+        self.inflight: deque = deque()  # (future, keys, batch) in submission order
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"from-dir-writer-{n}", daemon=True)
+            for n in range(count if count > 1 else 0)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, ingester: Ingester, resource: str, merged: Prepared, batch: list) -> None:
+        if not self.threads:
+            self.account(batch, self.write(ingester, resource, merged, batch))
+            return
+        keys = merged.records.keys()
+        limit = self.count if self.parallel else 1
+        while self.inflight and (
+            len(self.inflight) >= limit or any(not keys.isdisjoint(k) for _, k, _ in self.inflight)
+        ):
+            self._account_oldest()
+        future: Future = Future()
+        self.jobs.put((future, resource, merged, batch))
+        self.inflight.append((future, set(keys), batch))
+
+    def drain(self) -> None:
+        while self.inflight:
+            self._account_oldest()
+
+    def close(self) -> None:
+        """Stop the threads (after their current batch) and close their connections."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+
+    def _account_oldest(self) -> None:
+        future, _, batch = self.inflight.popleft()
+        self.account(batch, future.result())
+
+    def _loop(self) -> None:
+        from django.db import connection
+
+        writer = Ingester(self.run)
+        try:
+            while (job := self.jobs.get()) is not None:
+                future, resource, merged, batch = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(self.write(writer, resource, merged, batch))
+                except BaseException as exc:  # handed to the submitting thread
+                    future.set_exception(exc)
+        finally:
+            connection.close()
+
+
 def import_from_dir(
     directory: Path,
     resources: Iterable[str],
@@ -1033,13 +1131,9 @@ def import_from_dir(
             **fields,
         )
 
-    def flush() -> None:
-        if not pending:
-            return
-        resource = pending[0][0]
-        merged = Prepared.merge([batch for _, _, _, batch, _ in pending])
+    def write(writer: Ingester, resource: str, merged: Prepared, batch: list[tuple]):
         with transaction.atomic():  # the pages and their checkpoints, one commit
-            result = ingester.ingest(resource, prepared_batch=merged)
+            result = writer.ingest(resource, prepared_batch=merged)
             SyncCheckpoint.objects.bulk_create(
                 [
                     checkpoint(
@@ -1050,31 +1144,48 @@ def import_from_dir(
                         fetched=count,
                         total_registros=total,
                     )
-                    for _, relative, count, _, total in pending
+                    for _, relative, count, _, total in batch
                 ]
             )
+        return result
+
+    def account(batch: list[tuple], result: IngestResult) -> None:
         beat(run)
-        progress.pages += len(pending)
-        progress.windows_done += len(pending)
+        progress.pages += len(batch)
+        progress.windows_done += len(batch)
         progress.result.add(result)
-        ahead["parse"] = result.created + result.updated > 0
-        pending.clear()
+        ahead["parse"] = writers.parallel = result.created + result.updated > 0
         if on_progress:
             on_progress(progress)
 
-    for _ in files:
-        resource, relative, count, ready, error = pages.get()
-        if error:
-            flush()
-            checkpoint(resource, relative, status=SyncCheckpoint.Status.FAILED, error=error).save()
-            progress.windows_failed += 1
-            progress.failures.append(f"{relative}: {error}")
-            continue
-        batch, total = ready
-        if pending and (pending[0][0] != resource or len(pending) >= per_commit):
-            flush()
-        pending.append((resource, relative, count, batch, total))
-    flush()
+    writers = BatchWriters(from_dir_writers(), run, write, account)
+
+    def flush() -> None:
+        if not pending:
+            return
+        merged = Prepared.merge([batch for _, _, _, batch, _ in pending])
+        writers.submit(ingester, pending[0][0], merged, list(pending))
+        pending.clear()
+
+    try:
+        for _ in files:
+            resource, relative, count, ready, error = pages.get()
+            if error:
+                flush()
+                checkpoint(
+                    resource, relative, status=SyncCheckpoint.Status.FAILED, error=error
+                ).save()
+                progress.windows_failed += 1
+                progress.failures.append(f"{relative}: {error}")
+                continue
+            batch, total = ready
+            if pending and (pending[0][0] != resource or len(pending) >= per_commit):
+                flush()
+            pending.append((resource, relative, count, batch, total))
+        flush()
+        writers.drain()
+    finally:
+        writers.close()
     thread.join()
     add_counts(run, progress)
     finish_run(run)

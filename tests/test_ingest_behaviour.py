@@ -274,3 +274,163 @@ def test_stored_payloads_are_compressed_with_lz4_on_postgresql():
         methods = dict(cursor.fetchall())
     assert {"pncp_contratacao", "pncp_contrato", "pncp_recordversion"} <= set(methods)
     assert set(methods.values()) == {"l"}, methods
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [],
+        [""],
+        ["", ""],
+        ["00394460005887-1-000123/2025"],
+        ['a"b', "c\\d", 'e\\"f', "vírgula, {chaves}", "  espaços  ", "NULL", "x\ny"],
+    ],
+)
+def test_key_lists_reach_postgresql_exactly(keys):
+    """The ``text[]`` literal that carries key lists reads back as the very same strings."""
+    from django.db import connection
+
+    from pncp.ingest import text_array
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [text_array(keys)])
+        assert cursor.fetchone()[0] == keys
+
+
+def _mirror_state() -> dict:
+    """What an import leaves behind, minus ids and clocks."""
+    from pncp.models import SyncCheckpoint
+
+    return {
+        "contratacoes": sorted(
+            Contratacao.objects.values_list(
+                "numero_controle_pncp",
+                "content_hash",
+                "valor_total_estimado",
+                "orgao_id",
+                "unidade__orgao_id",
+                "unidade__codigo_unidade",
+            )
+        ),
+        "versions": sorted(RecordVersion.objects.values_list("natural_key", "content_hash")),
+        "orgaos": sorted(Orgao.objects.values_list("cnpj", "razao_social")),
+        "unidades": sorted(UnidadeOrgao.objects.values_list("orgao_id", "codigo_unidade")),
+        "checkpoints": sorted(SyncCheckpoint.objects.values_list("key", "status", "fetched")),
+    }
+
+
+def _forget_everything() -> None:
+    from pncp.models import SyncCheckpoint, SyncRun
+
+    for model in (RecordVersion, RejectedRecord, SyncCheckpoint, Contratacao, UnidadeOrgao):
+        model.objects.all().delete()
+    Orgao.objects.all().delete()
+    SyncRun.objects.all().delete()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_from_dir_with_two_writers_ends_exactly_as_with_one(tmp_path, settings, monkeypatch):
+    """Two connections write batches at once; the result is the one-writer result.
+
+    The pages share new órgãos and unidades, created by batches in flight together and met
+    in opposite orders, and one record comes back changed on a later page (the later copy
+    must win, with one history row).
+    """
+    import threading
+
+    from pncp.ingest import Ingester
+    from pncp.sync import import_from_dir
+
+    settings.PNCP_FROM_DIR_PAGES_PER_COMMIT = 2
+    base = sample_records("contratacao_1.json")[0]
+    orgaos = [f"{11111111000100 + n:014d}" for n in range(5)]
+    pages = []
+    for p in range(12):
+        page = []
+        for i in range(6):
+            record = _variant(base, p * 10 + i)
+            cnpj = orgaos[(i if p % 2 else -1 - i) % len(orgaos)]
+            record["orgaoEntidade"] = {**record["orgaoEntidade"], "cnpj": cnpj}
+            record["orgaoEntidade"]["razaoSocial"] = f"ÓRGÃO {cnpj}"
+            record["unidadeOrgao"] = {**record["unidadeOrgao"], "codigoUnidade": str(i % 3)}
+            record["numeroControlePNCP"] = f"{cnpj}-1-{90000 + p * 10 + i:06d}/2025"
+            page.append(record)
+        pages.append(page)
+    # Files go in name order: batches [p1, p10], [p11, p12], [p2, p3], ... The compra of
+    # p11.json comes back changed on p2.json, in the very next batch.
+    later = copy.deepcopy(pages[10][1])
+    later["valorTotalEstimado"] = 777.5
+    pages[1].append(later)
+    _write_pages(tmp_path, pages)
+
+    states, threads = {}, {}
+    ingest = Ingester.ingest
+
+    def spying_ingest(self, *args, **kwargs):
+        threads.setdefault(writers, set()).add(threading.current_thread().name)
+        return ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ingester, "ingest", spying_ingest)
+    for writers in (1, 2):
+        settings.PNCP_FROM_DIR_WRITERS = writers
+        run, progress = import_from_dir(tmp_path, ["contratacoes"])
+        assert run.status == "success", run.errors
+        r = progress.result
+        assert (r.created, r.updated, r.unchanged, r.rejected) == (72, 1, 0, 0)
+        states[writers] = _mirror_state()
+        _forget_everything()
+
+    assert threads[1] == {"MainThread"}
+    assert threads[2] == {"from-dir-writer-0", "from-dir-writer-1"}
+    assert states[2] == states[1]
+    state = states[2]
+    assert len(state["contratacoes"]) == 72
+    assert [n for n, *_ in state["versions"]] == [later["numeroControlePNCP"]]
+    changed = next(c for c in state["contratacoes"] if c[0] == later["numeroControlePNCP"])
+    assert str(changed[2]) == "777.5000"
+    assert [cnpj for cnpj, _ in state["orgaos"]] == orgaos
+    assert state["unidades"] == sorted(
+        {(r["orgaoEntidade"]["cnpj"], r["unidadeOrgao"]["codigoUnidade"]) for p in pages for r in p}
+    )
+    assert len(state["checkpoints"]) == 12
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_from_dir_writer_failure_stops_the_import_and_its_threads(tmp_path, settings, monkeypatch):
+    import threading
+
+    from pncp.ingest import Ingester
+    from pncp.sync import import_from_dir
+
+    settings.PNCP_FROM_DIR_PAGES_PER_COMMIT = 1
+    settings.PNCP_FROM_DIR_WRITERS = 2
+    base = sample_records("contratacao_1.json")[0]
+    _write_pages(tmp_path, [[_variant(base, p * 10 + i) for i in range(3)] for p in range(6)])
+    ingest = Ingester.ingest
+
+    def failing_ingest(self, resource, *args, prepared_batch=None, **kwargs):
+        if any(key.endswith(f"{90000 + 30:06d}/2025") for key in prepared_batch.records):
+            raise RuntimeError("disk full (simulated)")
+        return ingest(self, resource, *args, prepared_batch=prepared_batch, **kwargs)
+
+    monkeypatch.setattr(Ingester, "ingest", failing_ingest)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_from_dir(tmp_path, ["contratacoes"])
+    assert not [t for t in threading.enumerate() if t.name.startswith("from-dir-writer")]
+    # the failed batch left nothing; batches before it are whole
+    keys = set(Contratacao.objects.values_list("numero_controle_pncp", flat=True))
+    assert not any(key.endswith(f"{90000 + 30:06d}/2025") for key in keys)
+    assert len(keys) % 3 == 0
+
+
+@pytest.mark.django_db
+def test_from_dir_writes_on_one_connection_inside_a_transaction(settings):
+    from pncp.sync import from_dir_writers
+
+    settings.PNCP_FROM_DIR_WRITERS = 4
+    assert from_dir_writers() == 1  # the test's transaction: batches must join it
+
+    from django.db import connection
+
+    assert connection.in_atomic_block
