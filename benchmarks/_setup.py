@@ -21,6 +21,7 @@ import os
 import platform
 import random
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -285,6 +286,7 @@ def machine_info() -> dict:
         "psycopg": psycopg.__version__,
         "psycopg_impl": psycopg.pq.__impl__,
         "platform": platform.platform(),
+        "cpu_calibration_ms": cpu_calibration_ms(),
     }
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -304,12 +306,29 @@ def machine_info() -> dict:
     return info
 
 
+def cpu_calibration_ms() -> float:
+    """Best of 5 runs of a fixed pure-Python loop (1M additions), in milliseconds.
+
+    VMs sold as the same size differ: on 2026-11-26 one "AMD EPYC, 2 cores" ran Python about
+    3x slower than another. This figure, printed with every result, tells which kind of
+    machine a run had, so figures from different days can be compared.
+    """
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def print_machine(info: dict) -> None:
     pg = info.get("postgresql", info.get("database"))
     print(
         f"# {info['date']}  {info['cpu']} x{info['cores']}  {info['ram_gib']} GiB  "
         f"PostgreSQL {pg}  Python {info['python']}  Django {info['django']}  "
-        f"load {info['load_average']}"
+        f"load {info['load_average']}  calibration {info.get('cpu_calibration_ms')} ms"
     )
     settings = info.get("postgresql_settings")
     if settings:
