@@ -1312,6 +1312,38 @@ def test_rows_serialize_like_model_instances(data, db, view_name, serializer_nam
     assert sum(1 for instance in instances if instance.unidade_sub_rogada_id) == 3
 
 
+@pytest.mark.parametrize(
+    "ordering, window",
+    [
+        (("-data_publicacao_pncp", "-id"), slice(0, 50)),
+        (("valor_total_estimado", "id"), slice(3, 17)),
+        (("-valor_total_estimado", "id"), slice(10, 11)),
+        (("orgao__razao_social", "-id"), slice(0, 500)),
+        (("id",), slice(1000, 1050)),  # past the end: no rows
+    ],
+)
+def test_rows_keep_the_querysets_filters_order_and_slice(
+    data, db, django_assert_num_queries, ordering, window
+):
+    """On PostgreSQL the ORM compiles only the page's keys and the shape's SQL joins its
+    columns around them: same records, same order, JSON columns decoded, one query."""
+    from pncp.api import selectors
+
+    queryset = (
+        selectors.contratacao_queryset()
+        .filter(valor_total_estimado__gte=0)
+        .order_by(*ordering)[window]
+    )
+    instances = list(queryset)
+    with django_assert_num_queries(1):
+        rows = selectors.CONTRATACAO_ROWS.fetch(queryset)
+    assert [row.pk for row in rows] == [instance.pk for instance in instances]
+    for row, instance in zip(rows, instances, strict=True):
+        assert row.fontes_orcamentarias == instance.fontes_orcamentarias
+        assert row.orgao.razao_social == instance.orgao.razao_social
+        assert row.valor_total_estimado == instance.valor_total_estimado
+
+
 @postgres_only
 def test_wall_clock_from_postgresql_matches_the_serializers(db):
     """List rows get their date-times formatted by PostgreSQL (``rows.BrasiliaWallClock``);
@@ -1340,3 +1372,63 @@ def test_wall_clock_from_postgresql_matches_the_serializers(db):
             .get()
         )
         assert text == _dt(moment.astimezone(ZoneInfo("UTC"))), moment
+
+
+def _stock_filterset(cls, data, queryset):
+    """The same FilterSet built by django-filter's own ``__init__``/``get_form_class``
+    (deep copies of every filter, a form class per instance)."""
+    from django_filters.filterset import BaseFilterSet
+
+    stock = object.__new__(cls)
+    BaseFilterSet.__init__(stock, data, queryset=queryset)
+    stock.get_form_class = lambda: BaseFilterSet.get_form_class(stock)
+    return stock
+
+
+@pytest.mark.parametrize(
+    "filterset_name, params",
+    [
+        ("ContratacaoFilterSet", {**CONTRATACAO_WINDOW, "codigoModalidadeContratacao": "6"}),
+        ("ContratacaoFilterSet", {**CONTRATACAO_WINDOW, "q": "material", "uf": "rs"}),
+        ("ContratacaoFilterSet", {"dataInicial": "20251231", "dataFinal": "20250101"}),
+        ("ContratacaoFilterSet", {**CONTRATACAO_WINDOW, "valorMinimo": "abc", "srp": "talvez"}),
+        ("ContratoFilterSet", {"dataInicial": "20250101", "dataFinal": "20250301"}),
+        ("AtaFilterSet", {"dataInicial": "20250101", "dataFinal": "20250301", "cnpj": "1"}),
+        ("ItemPCAFilterSet", {"anoPca": "2025", "idUsuario": "3"}),
+    ],
+)
+def test_filtersets_validate_and_filter_as_django_filter_does(db, filterset_name, params):
+    """Our FilterSets skip django-filter's per-request deep copies (shallow copies of the
+    filters, one form class per FilterSet class): same form fields and labels, same
+    errors, same SQL as django-filter's own path."""
+    from django.http import QueryDict
+
+    from pncp.api import filters
+
+    cls = getattr(filters, filterset_name)
+    data = QueryDict(mutable=True)
+    data.update(params)
+    queryset = cls._meta.model.objects.all()
+    ours, stock = cls(data, queryset=queryset), _stock_filterset(cls, data, queryset)
+    assert [(n, type(f), f.label, f.required) for n, f in ours.form.fields.items()] == [
+        (n, type(f), f.label, f.required) for n, f in stock.form.fields.items()
+    ]
+    assert ours.is_valid() == stock.is_valid()
+    assert ours.errors == stock.errors
+    if ours.is_valid():
+        assert str(ours.qs.query) == str(stock.qs.query)
+
+
+def test_filterset_instances_do_not_share_their_filters(db):
+    """Two requests at once (threads): each FilterSet's method filters call its own methods."""
+    from django.http import QueryDict
+
+    from pncp.api import filters
+
+    first = filters.ContratacaoFilterSet(QueryDict("q=a"), queryset=None)
+    second = filters.ContratacaoFilterSet(QueryDict("q=b"), queryset=None)
+    assert first.filters["q"] is not second.filters["q"]
+    assert first.filters["q"].parent is first and second.filters["q"].parent is second
+    assert first.filters["q"].filter.method.__self__ is first
+    assert second.filters["q"].filter.method.__self__ is second
+    assert getattr(filters.ContratacaoFilterSet.base_filters["q"], "parent", None) is None

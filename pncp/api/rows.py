@@ -89,6 +89,7 @@ class RowShape:
             (name, self.model._meta.get_field(name).attname, table)
             for name, table in self.codes.items()
         ]
+        self._sql: dict[str, tuple[str, str, list]] = {}  # see _around_keys
 
     def paths(self, vendor: str = "") -> list:
         """What ``values_list`` reads. On PostgreSQL the date-times come as Brasília text:
@@ -102,9 +103,61 @@ class RowShape:
         return paths
 
     def fetch(self, queryset: QuerySet) -> list:
-        """The rows of ``queryset`` (filtered, ordered and sliced already or not)."""
-        vendor = connections[queryset.db].vendor
-        return self.build(queryset.values_list(*self.paths(vendor)))
+        """The rows of ``queryset`` (filtered, ordered and sliced already or not).
+
+        On PostgreSQL the ORM compiles only the page's keys (``values_list("pk")``: its
+        filters, order and slice); the columns and joins come from SQL compiled once per
+        shape, around the keys as ``unnest(ARRAY(<keys>)) WITH ORDINALITY``, which keeps
+        their order. Compiling the 40-odd column paths with their four joins took longer
+        than the query itself (~3 ms of a page of 50's CPU on a slow VM, 0.3 ms for the keys).
+        """
+        db = queryset.db
+        connection = connections[db]
+        if connection.vendor != "postgresql":
+            return self.build(queryset.values_list(*self.paths(connection.vendor)))
+        sql_before, sql_after, converters = self._around_keys(db)
+        keys_sql, keys_params = queryset.values_list("pk").query.get_compiler(db).as_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql_before}{keys_sql}{sql_after}", keys_params)
+            tuples = cursor.fetchall()
+        if converters:
+            tuples = _convert(tuples, converters, connection)
+        return self.build(tuples)
+
+    def _around_keys(self, db: str) -> tuple[str, str, list]:
+        """The shape's SELECT as the text before and after its keys' subquery, and the
+        column converters (JSON columns) of its values, compiled once per database."""
+        cached = self._sql.get(db)
+        if cached is None:
+            table = self.model._meta.db_table
+            pk_column = self.model._meta.pk.column
+            query = (
+                self.model._base_manager.using(db)
+                .order_by()
+                .values_list(*self.paths("postgresql"))
+                .query
+            )
+            compiler = query.get_compiler(db)
+            sql, params = compiler.as_sql()
+            quote = compiler.quote_name_unless_alias
+            source = f" FROM {quote(table)} "
+            if params or sql.count(source) != 1 or " WHERE " in sql:
+                raise ValueError(f"unexpected SQL for {self.model.__name__} rows: {sql}")
+            before, after = sql.split(source)
+            before += " FROM unnest(ARRAY("  # the keys' subquery goes here, in its order
+            after = (
+                ')) WITH ORDINALITY AS "_page"("pk", "n") '
+                f'INNER JOIN {quote(table)} ON ({quote(table)}.{quote(pk_column)} = "_page"."pk") '
+                f'{after} ORDER BY "_page"."n"'
+            )
+            converters = [
+                (position, functions, expression)
+                for position, (functions, expression) in compiler.get_converters(
+                    [column for column, _, _ in compiler.select]
+                ).items()
+            ]
+            cached = self._sql[db] = (before, after, converters)
+        return cached
 
     def build(self, tuples) -> list:
         columns, codes = self.columns, self.code_plan
@@ -133,3 +186,18 @@ class RowShape:
             row.__dict__ = attrs
             out.append(row)
         return out
+
+
+def _convert(tuples: list[tuple], converters: list, connection) -> list[list]:
+    """Django's ``from_db_value`` converters applied to raw cursor rows (what the ORM's
+    ``apply_converters`` does, with the current thread's connection)."""
+    out = []
+    for values in tuples:
+        values = list(values)
+        for position, functions, expression in converters:
+            value = values[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            values[position] = value
+        out.append(values)
+    return out
