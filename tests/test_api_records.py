@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import unicodedata
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -1203,22 +1202,20 @@ def test_dominio_codes(data, client):
 # --- serialization cost ----------------------------------------------------------------------
 
 
-def test_serialization_is_cheap(data, db):
-    """Writing a record is a few dict lookups: budget 20 µs (measured ~10 µs); the assertion
-    allows 3x for slow CI machines."""
+def test_serialization_of_a_page_of_rows_runs_no_query(data, db, django_assert_num_queries):
+    """Writing a record is dict lookups: its órgão/unidade came with the rows, its code names
+    from the per-process cache. (How fast is measured by ``benchmarks/bench_api.py``, not
+    by a timed test: the machines differ up to 3x.)"""
     from pncp.api import selectors
     from pncp.api.serializers import ContratacaoSerializer
 
-    rows = list(selectors.contratacao_queryset()[:300])
-    serializer = ContratacaoSerializer(rows, many=True, context={})
-    _ = serializer.data  # warm up (link prefix, imports)
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        _ = ContratacaoSerializer(rows, many=True, context={}).data
-        best = min(best, (time.perf_counter() - started) / len(rows))
-    print(f"ContratacaoSerializer: {best * 1e6:.1f} µs per record")
-    assert best < 60e-6, f"{best * 1e6:.1f} µs per record"
+    rows = selectors.CONTRATACAO_ROWS.fetch(selectors.contratacao_list()[:300])
+    assert len(rows) > 20
+    _ = ContratacaoSerializer(rows, many=True, context={}).data  # loads each code table once
+    with django_assert_num_queries(0):
+        data = ContratacaoSerializer(rows, many=True, context={}).data
+    assert len(data) == len(rows)
+    assert all(record["modalidadeNome"] for record in data)
 
 
 # --- fast paths: deep pages, search pages, cached code names, orjson rendering ----------------
@@ -1280,21 +1277,26 @@ def test_fast_renderer_writes_what_drfs_renderer_writes(data, client):
 
 
 @pytest.mark.parametrize(
-    "view_name, serializer_name",
+    "view_name, serializer_name, instances_selector",
     [
-        ("ContratacaoViewSet", "ContratacaoSerializer"),
-        ("ContratoViewSet", "ContratoSerializer"),
-        ("AtaViewSet", "AtaSerializer"),
+        ("ContratacaoViewSet", "ContratacaoSerializer", "contratacao_queryset"),
+        ("ContratoViewSet", "ContratoSerializer", "contrato_queryset"),
+        ("AtaViewSet", "AtaSerializer", "ata_queryset"),
     ],
 )
-def test_rows_serialize_like_model_instances(data, db, view_name, serializer_name):
+def test_rows_serialize_like_model_instances(
+    data, db, view_name, serializer_name, instances_selector
+):
     """List pages read light rows (``rows.RowShape``); every record, sub-rogados and null
     codes included, writes out exactly as from the model instance the detail views use."""
-    from pncp.api import serializers, views
+    from pncp.api import selectors, serializers, views
 
     view = getattr(views, view_name)
     serializer = getattr(serializers, serializer_name)
-    queryset = view.selector()
+    queryset = getattr(selectors, instances_selector)()
+    assert list(view.selector().values_list("pk", flat=True)) == list(
+        queryset.values_list("pk", flat=True)
+    )
     # PNCP's samples have no sub-rogação: give three records one (another record's órgão)
     model = queryset.model
     donor = model.objects.exclude(unidade=None).order_by("pk").last()

@@ -129,6 +129,13 @@ CONTRATACAO_ROWS = RowShape(
 )
 
 
+def contratacao_list() -> QuerySet[Contratacao]:
+    """What a list page filters, orders and slices: its keys. The rows are then read by
+    ``CONTRATACAO_ROWS`` (``rows.RowShape.fetch``), so the joins and column list of
+    ``contratacao_queryset`` would only be cloned along with every filter."""
+    return Contratacao.objects.order_by("-data_publicacao_pncp", "-id")
+
+
 def contratacao_queryset() -> QuerySet[Contratacao]:
     """Contratações with their órgãos/unidades joined; the names of their domain codes
     come from ``domain_row`` (a per-process cache), not from joins.
@@ -226,6 +233,11 @@ CONTRATO_ROWS = RowShape(
 )
 
 
+def contrato_list() -> QuerySet[Contrato]:
+    """Like ``contratacao_list``: rows by ``CONTRATO_ROWS``."""
+    return Contrato.objects.order_by("-data_publicacao_pncp", "-id")
+
+
 def contrato_queryset() -> QuerySet[Contrato]:
     return (
         Contrato.objects.select_related(*ORGAO_RELATIONS, *CONTRATO_CODES)
@@ -251,6 +263,11 @@ ATA_ROWS = RowShape(
     related=ORGAO_UNIDADE_ROWS,
     properties=("pncp_url",),
 )
+
+
+def ata_list() -> QuerySet[AtaRegistroPreco]:
+    """Like ``contratacao_list``: rows by ``ATA_ROWS``."""
+    return AtaRegistroPreco.objects.order_by("-data_publicacao_pncp", "-id")
 
 
 def ata_queryset() -> QuerySet[AtaRegistroPreco]:

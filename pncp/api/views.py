@@ -193,7 +193,7 @@ COMPRA_SCHEMA = extend_schema(
     ),
 )
 class ContratacaoViewSet(RecordViewSet):
-    selector = staticmethod(selectors.contratacao_queryset)
+    selector = staticmethod(selectors.contratacao_list)
     row_shape = selectors.CONTRATACAO_ROWS
     serializer_class = serializers.ContratacaoSerializer
     filterset_class = filters.ContratacaoFilterSet
@@ -298,7 +298,7 @@ ATA_PATH = "/api/v1/atas/"
     ),
 )
 class AtaViewSet(RecordViewSet):
-    selector = staticmethod(selectors.ata_queryset)
+    selector = staticmethod(selectors.ata_list)
     row_shape = selectors.ATA_ROWS
     serializer_class = serializers.AtaSerializer
     filterset_class = filters.AtaFilterSet
@@ -390,7 +390,7 @@ CONTRATO_PATH = "/api/v1/contratos/"
     ),
 )
 class ContratoViewSet(RecordViewSet):
-    selector = staticmethod(selectors.contrato_queryset)
+    selector = staticmethod(selectors.contrato_list)
     row_shape = selectors.CONTRATO_ROWS
     serializer_class = serializers.ContratoSerializer
     filterset_class = filters.ContratoFilterSet
