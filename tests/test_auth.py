@@ -372,7 +372,64 @@ def test_throttling_counters_live_in_the_default_cache_redis_in_production(setti
     from django.core.cache import cache
 
     key = f"throttle_user_{users['consumer'].pk}"
-    assert len(cache.get(key)) == 2
+    counter = redis.Redis.from_url(url)
+    assert counter.zcard(cache.make_key(key)) == 2  # the refused request is not counted
     cache.delete(key)
     assert client.get(PROBE).status_code == 200
     cache.delete(key)
+
+
+def _redis_cache(settings):
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+
+
+def test_redis_throttle_never_lets_concurrent_requests_past_the_limit(settings):
+    """Many requests of one user at once: exactly the budget passes (DRF's read-modify-write
+    of a pickled history let concurrent requests overwrite each other's entries)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from accounts.throttling import UserThrottle
+
+    _redis_cache(settings)
+    set_rates(settings, user="10/min")
+    request = SimpleNamespace(user=SimpleNamespace(pk=4242, is_authenticated=True))
+    with ThreadPoolExecutor(8) as pool:
+        allowed = list(pool.map(lambda _: UserThrottle().allow_request(request, None), range(40)))
+    assert sum(allowed) == 10
+
+
+def test_redis_throttle_window_slides_and_says_how_long_to_wait(settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from accounts.throttling import UserThrottle
+
+    _redis_cache(settings)
+    set_rates(settings, user="3/min")
+    request = SimpleNamespace(user=SimpleNamespace(pk=77, is_authenticated=True))
+    clock = [1_000_000.0]
+    monkeypatch.setattr(UserThrottle, "timer", lambda self: clock[0])
+    for _ in range(3):
+        clock[0] += 10
+        assert UserThrottle().allow_request(request, None)
+    clock[0] += 5  # t = 35 s: budget spent; the first request (t = 10) leaves at t = 70
+    refused = UserThrottle()
+    assert not refused.allow_request(request, None)
+    assert refused.wait() == pytest.approx(35.0)
+    clock[0] += 35.5  # past t = 70: one request has left the window
+    assert UserThrottle().allow_request(request, None)
+    assert not UserThrottle().allow_request(request, None)
+    other = SimpleNamespace(user=SimpleNamespace(pk=78, is_authenticated=True))
+    assert UserThrottle().allow_request(other, None)
