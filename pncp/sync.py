@@ -46,7 +46,7 @@ from pncp.client import (
     PNCPPageSizeError,
     PNCPRequestError,
 )
-from pncp.ingest import Ingester, IngestResult, Prepared
+from pncp.ingest import Ingester, IngestResult, Prepared, relax_commit
 from pncp.models import (
     Contratacao,
     Coverage,
@@ -851,6 +851,9 @@ def _finish_window(run, cp: SyncCheckpoint, message: _PageMessage, attempts, pro
         cp.next_page, cp.fetched = 1, 0
     cp.attempts += 1
     with transaction.atomic():  # the checkpoint and its coverage row: one commit, not three
+        # No WAL flush wait, as for pages: a crash can only lose this window's closing,
+        # and a resume then fetches the window again (idempotent).
+        relax_commit()
         cp.save()
         if not redo:
             _record_coverage(run, cp)
