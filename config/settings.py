@@ -163,7 +163,7 @@ PNCP_INCREMENTAL_OVERLAP_DAYS = env_int("PNCP_INCREMENTAL_OVERLAP_DAYS", 2)
 # ``sync_pncp --from-dir`` ingests this many saved pages of a resource per transaction (a
 # from-dir run is redone, never resumed, so bigger transactions lose nothing on a crash).
 PNCP_FROM_DIR_PAGES_PER_COMMIT = env_int("PNCP_FROM_DIR_PAGES_PER_COMMIT", 10)
-PNCP_FROM_DIR_WRITERS = env_int("PNCP_FROM_DIR_WRITERS", 2)
+PNCP_WRITERS = env_int("PNCP_WRITERS", 2)
 
 # --- CORS and security ----------------------------------------------------------------------
 # CORS is an explicit allowlist of origins, never allow-all, and only for the API: browsers

@@ -438,6 +438,31 @@ def execute_run(
                 client, cp, messages, stop, options.save_dir, gate, learned, ingester.prepare
             )
 
+    def write(writer: Ingester, cp: SyncCheckpoint, message: _PageMessage):
+        """A page into the database (in a writing thread, or this one)."""
+        if cp.resource == ITENS_RESOURCE:
+            result = _ingest_itens(run, writer, cp, message), []
+        else:
+            spawn = spawn_itens and cp.resource == "contratacoes"
+            result = _ingest_page(run, writer, cp, message, spawn_itens=spawn)
+        message.committed.set()  # its fetcher may go on with the window
+        return result
+
+    def account(args: tuple, written: tuple[IngestResult, list[SyncCheckpoint]]) -> None:
+        nonlocal outstanding
+        result, spawned = written
+        progress.pages += 1
+        progress.result.add(result)
+        for new in spawned:  # this process fetches them, whoever planned the run
+            checkpoints[new.pk] = new
+            work.put(new)
+        outstanding += len(spawned)
+        progress.windows_total += len(spawned)
+
+    # Pages are written through ``PNCP_WRITERS`` connections at once. A page conflicts with
+    # the pages of its own window (the window's checkpoint advances page by page) and with
+    # pages holding one of its records (the later one must win).
+    writers = BatchWriters(writer_count(), run, write, account)
     threads = [threading.Thread(target=fetcher, daemon=True) for _ in range(workers)]
     for thread in threads:
         thread.start()
@@ -445,18 +470,16 @@ def execute_run(
         while outstanding:
             message = messages.get()
             cp = checkpoints[message.checkpoint_id]
-            if message.data is not None and cp.resource == ITENS_RESOURCE:
-                _ingest_itens(run, ingester, cp, message, progress)
-            elif message.data is not None:
-                spawn = spawn_itens and cp.resource == "contratacoes"
-                spawned = _ingest_page(run, ingester, cp, message, progress, spawn_itens=spawn)
-                for new in spawned:  # this process fetches them, whoever planned the run
-                    checkpoints[new.pk] = new
-                    work.put(new)
-                outstanding += len(spawned)
-                progress.windows_total += len(spawned)
-            message.committed.set()
+            window = ("window", cp.pk)
+            if message.data is not None:
+                keys = None  # records unknown before parsing: conflicts with every page
+                if message.prepared is not None:
+                    keys = {window, *message.prepared.records}
+                writers.submit(ingester, keys, cp, message)
+            else:
+                message.committed.set()
             if message.finished or message.error:
+                writers.wait_for({window})
                 redo = _finish_window(run, cp, message, attempts, progress)
                 if redo:
                     work.put(cp)
@@ -465,8 +488,10 @@ def execute_run(
             progress.retries = client.stats.get("retries", 0) - retries_before
             if on_progress:
                 on_progress(progress)
+        writers.drain()
     finally:
         stop.set()
+        writers.close()
         for _ in threads:
             work.put(None)
         for thread in threads:
@@ -737,8 +762,8 @@ def _save_page(save_dir: Path, spec: EndpointSpec, cp: SyncCheckpoint, page: int
 
 
 def _ingest_page(
-    run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress, *, spawn_itens=False
-) -> list[SyncCheckpoint]:
+    run, ingester, cp: SyncCheckpoint, message: _PageMessage, *, spawn_itens=False
+) -> tuple[IngestResult, list[SyncCheckpoint]]:
     """Store one page and advance its checkpoint in one transaction.
 
     With ``spawn_itens`` (contratações of a run with itens) the checkpoints of the page's
@@ -756,12 +781,10 @@ def _ingest_page(
         if spawn_itens:
             spawned = spawn_itens_checkpoints(run, result.keys)
         _advance_checkpoint(run, cp, message)
-    progress.pages += 1
-    progress.result.add(result)
-    return spawned
+    return result, spawned
 
 
-def _ingest_itens(run, ingester, cp: SyncCheckpoint, message: _PageMessage, progress) -> None:
+def _ingest_itens(run, ingester, cp: SyncCheckpoint, message: _PageMessage) -> IngestResult:
     """Store one compra's itens, then their resultados, and close its page, atomically."""
     compra = cp.params["compra"]
     source = f"{cp.key} p{message.page}"
@@ -785,8 +808,7 @@ def _ingest_itens(run, ingester, cp: SyncCheckpoint, message: _PageMessage, prog
             context = {"compra": compra, "item_ids": item_ids}
             result.add(ingester.ingest("resultados", resultados, source=source, context=context))
         _advance_checkpoint(run, cp, message)
-    progress.pages += 1
-    progress.result.add(result)
+    return result
 
 
 def _advance_checkpoint(run, cp: SyncCheckpoint, message: _PageMessage) -> None:
@@ -957,39 +979,44 @@ def resume_run(run_id: int | None = None) -> SyncRun:
 # --- offline import -------------------------------------------------------------------------
 
 
-def from_dir_writers() -> int:
-    """How many connections ``--from-dir`` writes batches through (``PNCP_FROM_DIR_WRITERS``).
+def writer_count() -> int:
+    """How many connections an import writes through at once (``PNCP_WRITERS``).
 
-    One inside an open transaction (the batches must be part of it, as in tests) and on
+    One inside an open transaction (the writes must be part of it, as in tests) and on
     SQLite (one writer at a time).
     """
     from django.db import connection
 
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
-    return max(1, int(getattr(settings, "PNCP_FROM_DIR_WRITERS", 2)))
+    return max(1, int(getattr(settings, "PNCP_WRITERS", 2)))
 
 
 class BatchWriters:
-    """Writes batches on ``count`` connections at once, each its own transaction.
+    """Writes batches on ``count`` connections at once, each batch its own transaction.
 
     On 2 cores one writer leaves a core idle: while PostgreSQL works through a batch's COPY,
     indexes and COMMIT, the next batch's Python (row tuples, COPY formatting) waits. With two
-    writers one batch's Python runs while the other's SQL does.
+    writers one batch's Python runs while the other's SQL does. Used by ``--from-dir``
+    (batches of saved pages) and by HTTP syncs (one page per batch).
 
-    - A batch sharing a key with a batch still being written waits for it (and for every
-      batch before it), so a record met on two pages ends as the later page has it, as with
-      one writer.
-    - Results are accounted (``account``) in the order the batches were submitted, by the
-      submitting thread.
+    - Each batch comes with its keys (records, and whatever else must not be written by two
+      batches at once, e.g. a window's checkpoint); ``None`` means "conflicts with
+      everything". A batch sharing a key with one still being written waits for it (and
+      every batch before it), so a record met twice ends as the later batch has it, and a
+      window's pages commit in order, as with one writer.
+    - Results are accounted (``account(args, result)``) in the order the batches were
+      submitted, by the submitting thread; ``wait_for(keys)`` accounts what conflicts with
+      ``keys`` (before closing a window, say).
     - Each writing thread has its own ``Ingester`` (caches of órgãos, unidades and codes
       describe what its own connection has seen committed or written) and its own
       connection, closed when the pool closes. Rows both writers create (a new órgão, say)
       make one wait for the other's commit; they are inserted in sorted order, so the two
       never wait on each other.
-    - A failed batch raises from ``submit``/``drain`` in the submitting thread.
+    - A failed batch raises from ``submit``/``wait_for``/``drain`` in the submitting thread.
 
-    With ``count`` 1 everything runs in the submitting thread, on its connection.
+    With ``count`` 1 everything runs in the submitting thread, on its connection, with the
+    ``Ingester`` given to ``submit``.
     """
 
     def __init__(self, count: int, run: SyncRun, write: Callable, account: Callable) -> None:
@@ -998,27 +1025,28 @@ class BatchWriters:
         # which two threads would only fight over (the GIL); one batch at a time is faster.
         self.parallel = True
         self.jobs: queue.Queue = queue.Queue()
-        self.inflight: deque = deque()  # (future, keys, batch) in submission order
+        self.inflight: deque = deque()  # (future, keys or None, args) in submission order
         self.threads = [
-            threading.Thread(target=self._loop, name=f"from-dir-writer-{n}", daemon=True)
+            threading.Thread(target=self._loop, name=f"pncp-writer-{n}", daemon=True)
             for n in range(count if count > 1 else 0)
         ]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, ingester: Ingester, resource: str, merged: Prepared, batch: list) -> None:
+    def submit(self, ingester: Ingester, keys: set | None, *args) -> None:
         if not self.threads:
-            self.account(batch, self.write(ingester, resource, merged, batch))
+            self.account(args, self.write(ingester, *args))
             return
-        keys = merged.records.keys()
         limit = self.count if self.parallel else 1
-        while self.inflight and (
-            len(self.inflight) >= limit or any(not keys.isdisjoint(k) for _, k, _ in self.inflight)
-        ):
+        while self.inflight and (len(self.inflight) >= limit or self._conflicts(keys)):
             self._account_oldest()
         future: Future = Future()
-        self.jobs.put((future, resource, merged, batch))
-        self.inflight.append((future, set(keys), batch))
+        self.jobs.put((future, args))
+        self.inflight.append((future, keys, args))
+
+    def wait_for(self, keys: set | None) -> None:
+        while self.inflight and self._conflicts(keys):
+            self._account_oldest()
 
     def drain(self) -> None:
         while self.inflight:
@@ -1032,9 +1060,15 @@ class BatchWriters:
             thread.join()
         self.threads = []
 
+    def _conflicts(self, keys: set | None) -> bool:
+        return any(
+            keys is None or other is None or not keys.isdisjoint(other)
+            for _, other, _ in self.inflight
+        )
+
     def _account_oldest(self) -> None:
-        future, _, batch = self.inflight.popleft()
-        self.account(batch, future.result())
+        future, _, args = self.inflight.popleft()
+        self.account(args, future.result())
 
     def _loop(self) -> None:
         from django.db import connection
@@ -1042,11 +1076,11 @@ class BatchWriters:
         writer = Ingester(self.run)
         try:
             while (job := self.jobs.get()) is not None:
-                future, resource, merged, batch = job
+                future, args = job
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
-                    future.set_result(self.write(writer, resource, merged, batch))
+                    future.set_result(self.write(writer, *args))
                 except BaseException as exc:  # handed to the submitting thread
                     future.set_exception(exc)
         finally:
@@ -1152,7 +1186,8 @@ def import_from_dir(
             )
         return result
 
-    def account(batch: list[tuple], result: IngestResult) -> None:
+    def account(args: tuple, result: IngestResult) -> None:
+        batch = args[2]
         beat(run)
         progress.pages += len(batch)
         progress.windows_done += len(batch)
@@ -1161,13 +1196,13 @@ def import_from_dir(
         if on_progress:
             on_progress(progress)
 
-    writers = BatchWriters(from_dir_writers(), run, write, account)
+    writers = BatchWriters(writer_count(), run, write, account)
 
     def flush() -> None:
         if not pending:
             return
         merged = Prepared.merge([batch for _, _, _, batch, _ in pending])
-        writers.submit(ingester, pending[0][0], merged, list(pending))
+        writers.submit(ingester, set(merged.records), pending[0][0], merged, list(pending))
         pending.clear()
 
     try:

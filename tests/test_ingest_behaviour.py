@@ -373,7 +373,7 @@ def test_from_dir_with_two_writers_ends_exactly_as_with_one(tmp_path, settings, 
 
     monkeypatch.setattr(Ingester, "ingest", spying_ingest)
     for writers in (1, 2):
-        settings.PNCP_FROM_DIR_WRITERS = writers
+        settings.PNCP_WRITERS = writers
         run, progress = import_from_dir(tmp_path, ["contratacoes"])
         assert run.status == "success", run.errors
         r = progress.result
@@ -382,7 +382,7 @@ def test_from_dir_with_two_writers_ends_exactly_as_with_one(tmp_path, settings, 
         _forget_everything()
 
     assert threads[1] == {"MainThread"}
-    assert threads[2] == {"from-dir-writer-0", "from-dir-writer-1"}
+    assert threads[2] == {"pncp-writer-0", "pncp-writer-1"}
     assert states[2] == states[1]
     state = states[2]
     assert len(state["contratacoes"]) == 72
@@ -404,7 +404,7 @@ def test_from_dir_writer_failure_stops_the_import_and_its_threads(tmp_path, sett
     from pncp.sync import import_from_dir
 
     settings.PNCP_FROM_DIR_PAGES_PER_COMMIT = 1
-    settings.PNCP_FROM_DIR_WRITERS = 2
+    settings.PNCP_WRITERS = 2
     base = sample_records("contratacao_1.json")[0]
     _write_pages(tmp_path, [[_variant(base, p * 10 + i) for i in range(3)] for p in range(6)])
     ingest = Ingester.ingest
@@ -417,7 +417,7 @@ def test_from_dir_writer_failure_stops_the_import_and_its_threads(tmp_path, sett
     monkeypatch.setattr(Ingester, "ingest", failing_ingest)
     with pytest.raises(RuntimeError, match="disk full"):
         import_from_dir(tmp_path, ["contratacoes"])
-    assert not [t for t in threading.enumerate() if t.name.startswith("from-dir-writer")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("pncp-writer")]
     # the failed batch left nothing; batches before it are whole
     keys = set(Contratacao.objects.values_list("numero_controle_pncp", flat=True))
     assert not any(key.endswith(f"{90000 + 30:06d}/2025") for key in keys)
@@ -426,10 +426,10 @@ def test_from_dir_writer_failure_stops_the_import_and_its_threads(tmp_path, sett
 
 @pytest.mark.django_db
 def test_from_dir_writes_on_one_connection_inside_a_transaction(settings):
-    from pncp.sync import from_dir_writers
+    from pncp.sync import writer_count
 
-    settings.PNCP_FROM_DIR_WRITERS = 4
-    assert from_dir_writers() == 1  # the test's transaction: batches must join it
+    settings.PNCP_WRITERS = 4
+    assert writer_count() == 1  # the test's transaction: batches must join it
 
     from django.db import connection
 

@@ -110,6 +110,44 @@ def test_sync_with_injected_faults_ends_with_exactly_the_fake_records():
 
 
 @pytest.mark.e2e
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_sync_through_two_writers_with_faults_ends_with_exactly_the_fake_records(
+    settings, monkeypatch
+):
+    """Outside a test transaction pages are written through PNCP_WRITERS connections at
+    once (pages of different windows in parallel, a window's pages in order): with faults,
+    the mirror still ends exactly as the fake, and a second sync changes nothing."""
+    import threading
+
+    from pncp.ingest import Ingester
+
+    settings.PNCP_WRITERS = 2
+    names = set()
+    ingest = Ingester.ingest
+
+    def spying_ingest(self, *args, **kwargs):
+        names.add(threading.current_thread().name)
+        return ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ingester, "ingest", spying_ingest)
+    ds = dataset()
+    faults = FaultConfig(seed=5, rate_429=0.04, rate_5xx=0.06, rate_truncated=0.03)
+    with FakePNCP(ds, faults=faults) as fake:
+        run, progress = sync(fake.base_url)
+        assert run.status == SyncRun.Status.SUCCESS, run.errors
+        mirror_matches(ds)
+        assert {"pncp-writer-0", "pncp-writer-1"} <= names
+        assert progress.result.created == sum(ds.counts().values())
+        # the same sync again: nothing created, nothing updated, no history
+        run, progress = sync(fake.base_url)
+    assert run.status == SyncRun.Status.SUCCESS, run.errors
+    assert (progress.result.created, progress.result.updated) == (0, 0)
+    assert RecordVersion.objects.count() == 0
+    assert not run.checkpoints.exclude(status=SyncCheckpoint.Status.DONE).exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pncp-writer")]
+
+
+@pytest.mark.e2e
 @pytest.mark.django_db
 def test_second_identical_sync_creates_and_updates_nothing():
     ds = dataset(seed=11)
