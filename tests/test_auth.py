@@ -349,12 +349,14 @@ def test_token_endpoints_are_throttled_per_ip(settings, make_user):
     assert_error(good, 429, "throttled")
 
 
-def test_throttling_counters_live_in_the_default_cache_redis_in_production(settings, users):
-    """With Redis as the default cache (production), counters are shared by every process."""
+def _redis_cache(settings):
+    """Redis (database 15, a key prefix of this test's own) as the default cache; returns a
+    client of that database. Skips without Redis."""
     redis = pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/15"
+    client = redis.Redis.from_url(url, socket_timeout=1)
     try:
-        redis.Redis.from_url(url, socket_timeout=1).ping()
+        client.ping()
     except redis.exceptions.ConnectionError:
         pytest.skip("no Redis at 127.0.0.1:6379")
     settings.CACHES = {
@@ -364,6 +366,12 @@ def test_throttling_counters_live_in_the_default_cache_redis_in_production(setti
             "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
         }
     }
+    return client
+
+
+def test_throttling_counters_live_in_the_default_cache_redis_in_production(settings, users):
+    """With Redis as the default cache (production), counters are shared by every process."""
+    counter = _redis_cache(settings)
     set_rates(settings, user="2/min")
     client = client_for(users["consumer"])
     assert client.get(PROBE).status_code == 200
@@ -372,27 +380,10 @@ def test_throttling_counters_live_in_the_default_cache_redis_in_production(setti
     from django.core.cache import cache
 
     key = f"throttle_user_{users['consumer'].pk}"
-    counter = redis.Redis.from_url(url)
     assert counter.zcard(cache.make_key(key)) == 2  # the refused request is not counted
     cache.delete(key)
     assert client.get(PROBE).status_code == 200
     cache.delete(key)
-
-
-def _redis_cache(settings):
-    redis = pytest.importorskip("redis")
-    url = "redis://127.0.0.1:6379/15"
-    try:
-        redis.Redis.from_url(url, socket_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    }
 
 
 def test_redis_throttle_never_lets_concurrent_requests_past_the_limit(settings):
