@@ -1252,6 +1252,50 @@ def test_search_pages_count_and_partition_the_matches(data, client):
     assert (nothing["data"], nothing["totalRegistros"]) == ([], 0)
 
 
+@postgres_only
+@pytest.mark.parametrize(
+    "path, window, ordering",
+    [
+        (CONTRATACOES, CONTRATACAO_WINDOW, None),
+        (CONTRATACOES, CONTRATACAO_WINDOW, "valorTotalEstimado"),
+        (CONTRATACOES, CONTRATACAO_WINDOW, "-dataEncerramentoProposta"),
+        (CONTRATACOES, {**CONTRATACAO_WINDOW, "uf": "RS"}, "dataAtualizacaoGlobal"),
+        (f"{API}/contratos/", CONTRATO_WINDOW, "-valorGlobal"),
+    ],
+)
+def test_search_pages_from_the_kept_matches_equal_the_plain_query(
+    data, client, monkeypatch, path, window, ordering
+):
+    """Windowed searches read their pages from the matches kept on the query (fenced,
+    sorted outside); every page, total and order equals what the outer queryset gives."""
+    from pncp.api import pagination
+
+    calls = []
+    kept = pagination._sorted_matches
+
+    def spy(*args):
+        found = kept(*args)
+        calls.append(found is not None)
+        return found
+
+    params = {**window, "q": "aquisicao OR material OR servico", "tamanhoPagina": 4}
+    if ordering:
+        params["ordenacao"] = ordering
+    pages = {}
+    for mode in ("kept", "plain"):
+        monkeypatch.setattr(
+            pagination, "_sorted_matches", spy if mode == "kept" else lambda *args: None
+        )
+        first = client.get(path, params).json()
+        pages[mode] = [first] + [
+            client.get(path, {**params, "pagina": page}).json()
+            for page in range(2, first["totalPaginas"] + 2)  # one past the last, too
+        ]
+    assert pages["kept"] == pages["plain"]
+    assert pages["kept"][0]["totalRegistros"] > 4
+    assert calls and all(calls)
+
+
 def test_a_code_added_after_the_cache_was_filled_shows_its_name(data, client):
     from pncp.api.selectors import domain_row, forget_domain_rows
 

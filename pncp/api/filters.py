@@ -454,7 +454,12 @@ class RecordFilterSet(django_filters.FilterSet):
         data = self.form.cleaned_data
         for window in self.windows:
             queryset = window.apply(queryset, data)
-        queryset = super().filter_queryset(queryset)
+        # django-filter's loop, with the text search last: its matches are then selected
+        # with every other filter (see ``selectors.text_search``)
+        for name, value in sorted(
+            data.items(), key=lambda item: self.filters[item[0]].method == "filter_search"
+        ):
+            queryset = self.filters[name].filter(queryset, value)
         ordering = data.get("ordenacao") or self.default_ordering
         if ordering:
             queryset = queryset.order_by(*ordering)

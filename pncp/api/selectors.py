@@ -116,9 +116,16 @@ def text_search(qs: QuerySet, column: str, q: str, *, in_window: bool = False) -
     # probing a hash of the matching ids. As one query, PostgreSQL walked the window in
     # page order re-computing ``to_tsvector`` on every row it passed (~25 µs each): a rare
     # word took 100-200 ms, a whole 90-day window more than a second (BENCHMARKS.md).
-    matches = qs.alias(_fts=vector).filter(_fts=query).order_by().values("pk")
-    sql, params = matches.query.sql_with_params()
-    return qs.filter(pk__in=RawSQL(f"{sql} OFFSET 0", params))
+    #
+    # The matches (with every filter: the API applies the search last) are also kept on the
+    # query (``search_matches``, copied by every clone) for ``PNCPPagination``: it reads a
+    # search page straight from them, fenced, sorted outside, without walking the window
+    # again (2x faster); any other reader of this queryset gets the safe form above.
+    matches = qs.alias(_fts=vector).filter(_fts=query).order_by()
+    sql, params = matches.values("pk").query.sql_with_params()
+    fenced = qs.filter(pk__in=RawSQL(f"{sql} OFFSET 0", params))
+    fenced.query.search_matches = matches
+    return fenced
 
 
 # --- contratações ---------------------------------------------------------------------------
