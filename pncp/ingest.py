@@ -55,6 +55,7 @@ from pncp.parsers import (
     Parsed,
     ParseError,
     canonical,
+    canonical_bytes,
     fold,
     item_key,
     parse_ata,
@@ -140,8 +141,11 @@ def relax_commit() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def content_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+def content_hash(text: str | bytes) -> str:
+    """The hash of a record's canonical JSON (text, or its UTF-8 bytes: the same hash)."""
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 @dataclass
@@ -149,7 +153,8 @@ class Prepared:
     """A batch after ``Ingester.prepare``: ready for the database half of ``ingest``."""
 
     resource: str
-    records: dict[str, tuple[dict, str, str]]  # key -> (record, canonical JSON, hash)
+    # key -> (record, canonical JSON as UTF-8 bytes, hash); decoded only for rows written
+    records: dict[str, tuple[dict, bytes, str]]
     rejects: list  # RejectedRecord instances, not saved yet
     parsed: dict  # key -> Parsed or ParseError, when parsed ahead
     source: str = ""
@@ -169,7 +174,7 @@ class Prepared:
         first = batches[0]
         if any(b.resource != first.resource or b.context != first.context for b in batches):
             raise ValueError("only pages of one resource and context can be merged")
-        records: dict[str, tuple[dict, str, str]] = {}
+        records: dict[str, tuple[dict, bytes, str]] = {}
         sources: dict[str, str] = {}
         rejects, parsed, duplicates = [], {}, 0
         for batch in batches:
@@ -276,8 +281,8 @@ class Ingester:
                         reason += " (or the compra it belongs to)"
                 rejects.append(self._reject(spec, "", reason, record, source))
                 continue
-            text = canonical(record)
-            prepared[key] = (record, text, content_hash(text))
+            data = canonical_bytes(record)
+            prepared[key] = (record, data, content_hash(data))
         parsed: dict[str, Parsed | ParseError] = {}
         if parse and spec.key is None:
             for key, (record, _, _) in prepared.items():
@@ -314,7 +319,7 @@ class Ingester:
                 stored[key] = digest
                 if last_seen < stale_before:
                     stale.add(key)
-            to_write: list[tuple[Parsed, str, str, bool]] = []
+            to_write: list[tuple[Parsed, bytes, str, bool]] = []
             unchanged: list[str] = []
             for key, (record, text, digest) in prepared.items():
                 if stored.get(key) == digest:
@@ -409,8 +414,8 @@ class Ingester:
         as_row = operator.itemgetter(*columns)
         unidades = self._unidades
         rows, new_rows = [], []
-        for parsed, text, digest, new in items:
-            values = {**base, **parsed.row, "raw": text, "content_hash": digest}
+        for parsed, data, digest, new in items:
+            values = {**base, **parsed.row, "raw": data.decode("utf-8"), "content_hash": digest}
             if values.get("unidade_id") is not None:
                 values["unidade_id"] = unidades[values["unidade_id"]][0]
             if values.get("unidade_sub_rogada_id") is not None:
