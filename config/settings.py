@@ -164,6 +164,9 @@ PNCP_INCREMENTAL_OVERLAP_DAYS = env_int("PNCP_INCREMENTAL_OVERLAP_DAYS", 2)
 # from-dir run is redone, never resumed, so bigger transactions lose nothing on a crash).
 PNCP_FROM_DIR_PAGES_PER_COMMIT = env_int("PNCP_FROM_DIR_PAGES_PER_COMMIT", 10)
 PNCP_WRITERS = env_int("PNCP_WRITERS", 2)
+# --from-dir remembers each clean page by the hash of its bytes (pncp.models.PageFingerprint)
+# and re-imports the same bytes without decoding them when their records are unchanged.
+PNCP_PAGE_FINGERPRINTS = env_bool("PNCP_PAGE_FINGERPRINTS", True)
 
 # --- CORS and security ----------------------------------------------------------------------
 # CORS is an explicit allowlist of origins, never allow-all, and only for the API: browsers

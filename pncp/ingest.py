@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -44,6 +45,7 @@ from pncp.models import (
     ItemContratacao,
     ItemPCA,
     Orgao,
+    PageFingerprint,
     PlanoContratacao,
     RecordVersion,
     RejectedRecord,
@@ -58,6 +60,7 @@ from pncp.parsers import (
     canonical_bytes,
     fold,
     item_key,
+    loads,
     parse_ata,
     parse_contratacao,
     parse_contrato,
@@ -148,19 +151,64 @@ def content_hash(text: str | bytes) -> str:
     return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
+# Part of every page digest: a change to ``canonical``/``content_hash`` must change it too,
+# or pages fingerprinted before would claim hashes the new code does not compute.
+FINGERPRINT_VERSION = b"pncp-mirror page v1: orjson sorted keys, blake2b-128\n"
+
+
+def page_digest(resource: str, body: bytes) -> str:
+    """The fingerprint of a page's bytes as read (``PageFingerprint.digest``)."""
+    digest = hashlib.blake2b(FINGERPRINT_VERSION, digest_size=16)
+    digest.update(resource.encode("utf-8") + b"\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def page_records(body) -> tuple[list, int | None]:
+    """A decoded page's records and ``totalRegistros``: a PNCP envelope, a list or a record."""
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        return body["data"], body.get("totalRegistros")
+    if isinstance(body, list):
+        return body, None
+    return [body], None
+
+
 @dataclass
 class Prepared:
-    """A batch after ``Ingester.prepare``: ready for the database half of ``ingest``."""
+    """A batch after ``Ingester.prepare``: ready for the database half of ``ingest``.
+
+    A *known* page (``Prepared.known``: its bytes have a ``PageFingerprint``) carries only
+    keys and hashes (``records`` values ``(None, None, hash)``) and its ``body``; ``ingest``
+    decodes it only if a stored hash differs.
+    """
 
     resource: str
     # key -> (record, canonical JSON as UTF-8 bytes, hash); decoded only for rows written
-    records: dict[str, tuple[dict, bytes, str]]
+    records: dict[str, tuple[dict | None, bytes | None, str]]
     rejects: list  # RejectedRecord instances, not saved yet
     parsed: dict  # key -> Parsed or ParseError, when parsed ahead
     source: str = ""
     context: dict | None = None
     sources: dict[str, str] | None = None  # key -> its page, when pages were merged
     duplicates: int = 0  # records met again in a later page of a merged batch
+    body: bytes | None = None  # a known page's bytes, not decoded
+    parts: list[Prepared] | None = None  # a merged batch's pages, in order
+    fingerprint: tuple[str, int | None] | None = None  # (digest, total) to record once stored
+
+    @classmethod
+    def known(cls, resource: str, entries: list, body: bytes, source: str = "") -> Prepared:
+        """A page whose bytes were imported before: its keys and hashes from the fingerprint."""
+        records = {key: (None, None, digest) for key, digest in entries}
+        return cls(resource, records, [], {}, source, body=body)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether some page of the batch is known, not decoded."""
+        return self.body is not None or any(part.body is not None for part in self.parts or ())
+
+    def entries(self) -> bytes:
+        """``PageFingerprint.entries`` of this (decoded) page: its keys and hashes, in order."""
+        return orjson.dumps([[key, digest] for key, (_, _, digest) in self.records.items()])
 
     @classmethod
     def merge(cls, batches: list[Prepared]) -> Prepared:
@@ -174,14 +222,18 @@ class Prepared:
         first = batches[0]
         if any(b.resource != first.resource or b.context != first.context for b in batches):
             raise ValueError("only pages of one resource and context can be merged")
-        records: dict[str, tuple[dict, bytes, str]] = {}
+        records: dict[str, tuple[dict | None, bytes | None, str]] = {}
         sources: dict[str, str] = {}
-        rejects, parsed, duplicates = [], {}, 0
+        rejects, parsed, duplicates, parts = [], {}, 0, []
         for batch in batches:
             duplicates += batch.duplicates + sum(1 for key in batch.records if key in records)
+            for key in batch.records:
+                if key in parsed and key not in batch.parsed:
+                    del parsed[key]  # parsed from an earlier copy: not the one that wins
             records.update(batch.records)
             parsed.update(batch.parsed)
             rejects += batch.rejects
+            parts += batch.parts or [batch]
             if batch.sources:
                 sources.update(batch.sources)
             else:
@@ -195,6 +247,7 @@ class Prepared:
             first.context,
             sources=sources,
             duplicates=duplicates,
+            parts=parts,
         )
 
 
@@ -262,6 +315,7 @@ class Ingester:
         spec = SPECS[resource]
         prepared: dict[str, tuple[dict, str, str]] = {}
         rejects: list[RejectedRecord] = []
+        duplicates = 0
 
         for record in records:
             if not isinstance(record, dict):
@@ -281,6 +335,8 @@ class Ingester:
                         reason += " (or the compra it belongs to)"
                 rejects.append(self._reject(spec, "", reason, record, source))
                 continue
+            if key in prepared:
+                duplicates += 1  # PNCP served it twice on one page: the later copy wins
             data = canonical_bytes(record)
             prepared[key] = (record, data, content_hash(data))
         parsed: dict[str, Parsed | ParseError] = {}
@@ -290,7 +346,16 @@ class Ingester:
                     parsed[key] = spec.parse(record)
                 except ParseError as exc:
                     parsed[key] = exc
-        return Prepared(resource, prepared, rejects, parsed, source, context)
+        return Prepared(resource, prepared, rejects, parsed, source, context, duplicates=duplicates)
+
+    def materialize(self, batch: Prepared) -> Prepared:
+        """``batch`` with its known pages decoded and prepared, as if never seen before."""
+        if batch.parts:
+            return Prepared.merge([self.materialize(part) for part in batch.parts])
+        if batch.body is None:
+            return batch
+        records, _ = page_records(loads(batch.body))
+        return self.prepare(batch.resource, records, source=batch.source, context=batch.context)
 
     def ingest(
         self,
@@ -319,6 +384,13 @@ class Ingester:
                 stored[key] = digest
                 if last_seen < stale_before:
                     stale.add(key)
+            if batch.lazy and any(
+                record is None and stored.get(key) != digest
+                for key, (record, _, digest) in prepared.items()
+            ):
+                # a known page whose records were edited or removed since: decode it
+                batch = self.materialize(batch)
+                prepared, rejects, ahead = batch.records, list(batch.rejects), batch.parsed
             to_write: list[tuple[Parsed, bytes, str, bool]] = []
             unchanged: list[str] = []
             for key, (record, text, digest) in prepared.items():
@@ -756,6 +828,31 @@ def text_array(values: list[str]) -> str:
     if '"' in joined or "\\" in joined:
         joined = joined.replace("\\", "\\\\").replace('"', '\\"')
     return '{"' + joined.replace("\x00", '","') + '"}'
+
+
+def known_pages(digests: Iterable[str]) -> dict[str, tuple[str, int | None, list]]:
+    """The fingerprints among ``digests``: digest -> (resource, total, [[key, hash], …])."""
+    rows = PageFingerprint.objects.filter(digest__in=list(digests)).values_list(
+        "digest", "resource", "total_registros", "entries"
+    )
+    return {digest: (resource, total, orjson.loads(e)) for digest, resource, total, e in rows}
+
+
+def record_fingerprints(batches: Iterable[Prepared]) -> None:
+    """Remember the clean pages among ``batches`` (``Prepared.fingerprint`` set), in the
+    transaction that stored them: a rollback forgets them too."""
+    rows = [
+        PageFingerprint(
+            digest=batch.fingerprint[0],
+            resource=batch.resource,
+            total_registros=batch.fingerprint[1],
+            entries=batch.entries().decode("utf-8"),
+        )
+        for batch in batches
+        if batch.fingerprint
+    ]
+    if rows:
+        PageFingerprint.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _stored_hashes(spec: IngestSpec, keys: list[str]):

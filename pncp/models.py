@@ -129,6 +129,26 @@ class SyncLock(models.Model):
         return f"{self.resource} locked by run #{self.run_id} until {self.expires_at}"
 
 
+class PageFingerprint(models.Model):
+    """A page of records imported before, known by the hash of its bytes.
+
+    ``entries`` holds what its records' keys and content hashes were (JSON ``[[key, hash],
+    …]`` in page order). Re-importing the same bytes then needs no decoding: the stored
+    hashes of those keys are read and, when every one matches, the page is unchanged. Any
+    difference (a record edited or removed since) makes the importer decode the page as if
+    it had never been seen. Only clean pages get one: no quarantined record, no key twice.
+    """
+
+    digest = models.CharField(max_length=32, primary_key=True)
+    resource = models.CharField(max_length=20)
+    total_registros = models.PositiveIntegerField(null=True, blank=True)
+    entries = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.resource} page {self.digest}"
+
+
 class SyncCheckpoint(models.Model):
     """One window of one endpoint within a run: how far it got, so a resume redoes ≤ 1 page."""
 

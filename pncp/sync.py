@@ -32,7 +32,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -46,7 +46,16 @@ from pncp.client import (
     PNCPPageSizeError,
     PNCPRequestError,
 )
-from pncp.ingest import Ingester, IngestResult, Prepared, relax_commit
+from pncp.ingest import (
+    Ingester,
+    IngestResult,
+    Prepared,
+    known_pages,
+    page_digest,
+    page_records,
+    record_fingerprints,
+    relax_commit,
+)
 from pncp.models import (
     Contratacao,
     Coverage,
@@ -1130,29 +1139,73 @@ def import_from_dir(
     # the ingesting thread parses the odd changed record itself.
     ahead = {"parse": True}
 
+    # Pages imported before are known by the hash of their bytes (``PageFingerprint``): the
+    # reader then skips decoding them, and ``ingest`` compares their keys' stored hashes.
+    fingerprints = connection.vendor == "postgresql" and getattr(
+        settings, "PNCP_PAGE_FINGERPRINTS", True
+    )
+
+    def known(chunk: list[tuple]) -> dict:
+        if not fingerprints:
+            return {}
+        try:
+            return known_pages(digest for *_, digest in chunk if digest)
+        except DatabaseError:  # only an optimization: decode every page instead
+            logger.warning("reading page fingerprints failed", exc_info=True)
+            return {}
+
+    def read(resource: str, path: Path) -> tuple:
+        relative = str(path.relative_to(directory))
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            return resource, relative, None, f"unreadable page: {exc}", None
+        digest = page_digest(resource, body) if fingerprints else None
+        return resource, relative, body, None, digest
+
     def reader() -> None:
-        for resource, path in files:
-            relative = str(path.relative_to(directory))
-            try:
-                body = loads(path.read_bytes())
-            except (OSError, ValueError) as exc:
-                pages.put((resource, relative, None, None, f"unreadable page: {exc}"))
-                continue
-            if isinstance(body, dict) and isinstance(body.get("data"), list):
-                records, total = body["data"], body.get("totalRegistros")
-            elif isinstance(body, list):
-                records, total = body, None
-            else:
-                records, total = [body], None
-            try:
-                batch = ingester.prepare(
-                    resource, records, source=f"{relative} p1", parse=ahead["parse"]
-                )
-            except Exception as exc:  # a bug must fail the page, not hang the ingesting thread
-                logger.exception("preparing %s failed", relative)
-                pages.put((resource, relative, None, None, f"could not prepare the page: {exc}"))
-                continue
-            pages.put((resource, relative, len(records), (batch, total), None))
+        try:
+            read_pages()
+        finally:
+            if fingerprints:
+                connections.close_all()  # this thread's connection only
+
+    def read_pages() -> None:
+        for start in range(0, len(files), per_commit):
+            chunk = [read(resource, path) for resource, path in files[start : start + per_commit]]
+            seen = known(chunk)
+            for resource, relative, body, error, digest in chunk:
+                if error:
+                    pages.put((resource, relative, None, None, error))
+                    continue
+                source = f"{relative} p1"
+                hit = seen.get(digest)
+                if hit is not None and hit[0] == resource:
+                    _, total, entries = hit
+                    batch = Prepared.known(resource, entries, body, source=source)
+                    pages.put((resource, relative, len(entries), (batch, total), None))
+                    continue
+                try:
+                    records, total = page_records(loads(body))
+                except ValueError as exc:
+                    pages.put((resource, relative, None, None, f"unreadable page: {exc}"))
+                    continue
+                try:
+                    batch = ingester.prepare(resource, records, source=source, parse=ahead["parse"])
+                except Exception as exc:  # a bug must fail the page, not hang the ingesting thread
+                    logger.exception("preparing %s failed", relative)
+                    pages.put(
+                        (resource, relative, None, None, f"could not prepare the page: {exc}")
+                    )
+                    continue
+                if (
+                    digest
+                    and not batch.rejects
+                    and len(batch.records) == len(records)  # no key twice on the page
+                    and (total is None or (type(total) is int and 0 <= total < 2**31))
+                ):
+                    batch.fingerprint = (digest, total)
+                pages.put((resource, relative, len(records), (batch, total), None))
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
@@ -1171,6 +1224,7 @@ def import_from_dir(
     def write(writer: Ingester, resource: str, merged: Prepared, batch: list[tuple]):
         with transaction.atomic():  # the pages and their checkpoints, one commit
             result = writer.ingest(resource, prepared_batch=merged)
+            record_fingerprints(page for _, _, _, page, _ in batch)
             SyncCheckpoint.objects.bulk_create(
                 [
                     checkpoint(
