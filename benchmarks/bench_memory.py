@@ -2,9 +2,11 @@
 
 For each size a fresh process writes the pages to a temporary directory (streamed: one page
 in memory at a time), then another fresh process imports them through ``import_from_dir``
-(the ``sync_pncp --from-dir`` path: page by page, a checkpoint per page) into emptied tables
-and reports its peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), its RSS right after Django
-started, and its RSS at every tenth of the import, so growth shows up as a slope.
+(the ``sync_pncp --from-dir`` path: page by page, a checkpoint per page) into emptied tables,
+then once more (a re-import of unchanged pages), and reports its peak RSS
+(``getrusage(RUSAGE_SELF).ru_maxrss``, both imports), its peak after the first, its RSS
+right after Django started, and its RSS at every tenth of the first import, so growth shows
+up as a slope.
 
     .venv/bin/python benchmarks/bench_memory.py --sizes 10000,100000,1000000
 """
@@ -68,7 +70,19 @@ def child_import(directory: Path, n: int) -> dict:
     start = time.perf_counter()
     run, progress = import_from_dir(directory, ["contratacoes"], on_progress=on_progress)
     seconds = time.perf_counter() - start
+    first_peak = peak_mb()
+    # then the same pages again: known pages travel as keys, hashes and their bytes
+    start = time.perf_counter()
+    rerun, again = import_from_dir(directory, ["contratacoes"])
+    reimport_seconds = time.perf_counter() - start
     return {
+        "peak_rss_first_import_mb": round(first_peak, 1),
+        "reimport": {
+            "run_status": rerun.status,
+            "seconds": reimport_seconds,
+            "rate": again.records / reimport_seconds,
+            "unchanged": again.result.unchanged,
+        },
         "records": progress.records,
         "rejected": progress.result.rejected,
         "run_status": run.status,
@@ -127,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         results.append(imported)
         print(
             f"  {n:>9,}: imported in {imported['seconds']:.0f} s ({imported['rate']:,.0f}/s), "
+            f"re-imported at {imported['reimport']['rate']:,.0f}/s, "
             f"peak RSS {imported['peak_rss_mb']:.0f} MB (after Django setup "
             f"{imported['rss_after_setup_mb']:.0f} MB), RSS samples "
             f"{[mb for _, mb in imported['rss_samples_mb']]}",
