@@ -57,7 +57,6 @@ from pncp.parsers import (
     Parsed,
     ParseError,
     canonical,
-    canonical_bytes,
     fold,
     item_key,
     loads,
@@ -144,11 +143,8 @@ def relax_commit() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def content_hash(text: str | bytes) -> str:
-    """The hash of a record's canonical JSON (text, or its UTF-8 bytes: the same hash)."""
-    if isinstance(text, str):
-        text = text.encode("utf-8")
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+def content_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 # Part of every page digest: a change to ``canonical``/``content_hash`` must change it too,
@@ -183,8 +179,7 @@ class Prepared:
     """
 
     resource: str
-    # key -> (record, canonical JSON as UTF-8 bytes, hash); decoded only for rows written
-    records: dict[str, tuple[dict | None, bytes | None, str]]
+    records: dict[str, tuple[dict | None, str | None, str]]  # key -> (record, canonical JSON, hash)
     rejects: list  # RejectedRecord instances, not saved yet
     parsed: dict  # key -> Parsed or ParseError, when parsed ahead
     source: str = ""
@@ -222,7 +217,7 @@ class Prepared:
         first = batches[0]
         if any(b.resource != first.resource or b.context != first.context for b in batches):
             raise ValueError("only pages of one resource and context can be merged")
-        records: dict[str, tuple[dict | None, bytes | None, str]] = {}
+        records: dict[str, tuple[dict | None, str | None, str]] = {}
         sources: dict[str, str] = {}
         rejects, parsed, duplicates, parts = [], {}, 0, []
         for batch in batches:
@@ -337,8 +332,8 @@ class Ingester:
                 continue
             if key in prepared:
                 duplicates += 1  # PNCP served it twice on one page: the later copy wins
-            data = canonical_bytes(record)
-            prepared[key] = (record, data, content_hash(data))
+            text = canonical(record)
+            prepared[key] = (record, text, content_hash(text))
         parsed: dict[str, Parsed | ParseError] = {}
         if parse and spec.key is None:
             for key, (record, _, _) in prepared.items():
@@ -391,7 +386,7 @@ class Ingester:
                 # a known page whose records were edited or removed since: decode it
                 batch = self.materialize(batch)
                 prepared, rejects, ahead = batch.records, list(batch.rejects), batch.parsed
-            to_write: list[tuple[Parsed, bytes, str, bool]] = []
+            to_write: list[tuple[Parsed, str, str, bool]] = []
             unchanged: list[str] = []
             for key, (record, text, digest) in prepared.items():
                 if stored.get(key) == digest:
@@ -486,8 +481,8 @@ class Ingester:
         as_row = operator.itemgetter(*columns)
         unidades = self._unidades
         rows, new_rows = [], []
-        for parsed, data, digest, new in items:
-            values = {**base, **parsed.row, "raw": data.decode("utf-8"), "content_hash": digest}
+        for parsed, text, digest, new in items:
+            values = {**base, **parsed.row, "raw": text, "content_hash": digest}
             if values.get("unidade_id") is not None:
                 values["unidade_id"] = unidades[values["unidade_id"]][0]
             if values.get("unidade_sub_rogada_id") is not None:

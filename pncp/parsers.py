@@ -90,18 +90,6 @@ def canonical(value) -> str:
         return canonical_stdlib(value)
 
 
-def canonical_bytes(value) -> bytes:
-    """``canonical(value)`` as UTF-8 bytes, what the content hash reads.
-
-    A re-import hashes every record but stores only the changed ones: keeping orjson's bytes
-    saves decoding each text and encoding it again for the hash.
-    """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return canonical_stdlib(value).encode("utf-8")
-
-
 def canonical_stdlib(value) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pncp.ingest import content_hash
-from pncp.parsers import canonical, canonical_bytes, canonical_stdlib, loads
+from pncp.parsers import canonical, canonical_stdlib, loads
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 
@@ -51,18 +50,6 @@ def test_fake_records_and_awkward_strings_have_the_same_canonical_text():
     }
     for record in [*records, awkward]:
         assert canonical(record) == canonical_stdlib(record)
-
-
-def test_canonical_bytes_are_the_text_in_utf8_and_hash_the_same():
-    """``prepare`` hashes the bytes and stores their decoding: one record, one hash."""
-    big = {"valor": 123456789012345678901234567890, "nome": "São João"}  # stdlib fallback
-    for record in [*list(_records())[:40], big]:
-        data = canonical_bytes(record)
-        assert isinstance(data, bytes)
-        assert data == canonical(record).encode("utf-8")
-        assert data.decode("utf-8") == canonical_stdlib(record)
-        assert content_hash(data) == content_hash(canonical(record))
-        assert len(content_hash(data)) == 32
 
 
 def test_exponent_floats_differ_only_in_form_and_read_back_equal():
