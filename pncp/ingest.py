@@ -185,7 +185,7 @@ class Prepared:
     source: str = ""
     context: dict | None = None
     sources: dict[str, str] | None = None  # key -> its page, when pages were merged
-    duplicates: int = 0  # records met again in a later page of a merged batch
+    duplicates: int = 0  # records met again on the page or a later page of a merged batch
     body: bytes | None = None  # a known page's bytes, not decoded
     parts: list[Prepared] | None = None  # a merged batch's pages, in order
     fingerprint: tuple[str, int | None] | None = None  # (digest, total) to record once stored

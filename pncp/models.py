@@ -136,7 +136,9 @@ class PageFingerprint(models.Model):
     …]`` in page order). Re-importing the same bytes then needs no decoding: the stored
     hashes of those keys are read and, when every one matches, the page is unchanged. Any
     difference (a record edited or removed since) makes the importer decode the page as if
-    it had never been seen. Only clean pages get one: no quarantined record, no key twice.
+    it had never been seen. Only clean pages get one: no record refused before parsing (no
+    key, not an object), no key twice. A record quarantined later is not stored, so its page
+    is always decoded again.
     """
 
     digest = models.CharField(max_length=32, primary_key=True)

@@ -32,7 +32,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -1150,7 +1150,7 @@ def import_from_dir(
             return {}
         try:
             return known_pages(digest for *_, digest in chunk if digest)
-        except DatabaseError:  # only an optimization: decode every page instead
+        except Exception:  # only an optimization: decode every page instead
             logger.warning("reading page fingerprints failed", exc_info=True)
             return {}
 

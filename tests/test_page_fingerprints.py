@@ -173,3 +173,24 @@ def test_a_merged_batch_never_writes_an_earlier_copy_parsed_ahead(ingester):
     stored = Contratacao.objects.get(numero_controle_pncp=first["numeroControlePNCP"])
     assert str(stored.valor_total_estimado) == "1234.5000"
     assert stored.raw["valorTotalEstimado"] == 1234.5
+
+
+@TRANSACTIONAL
+def test_a_failing_fingerprint_lookup_only_costs_decoding(tmp_path, monkeypatch):
+    """Fingerprints are an optimization: when reading them fails, every page is decoded."""
+    import pncp.sync
+    from pncp.sync import import_from_dir
+
+    pages = _pages()
+    _write_pages(tmp_path, pages)
+    import_from_dir(tmp_path, ["contratacoes"])
+
+    def broken(digests):
+        raise RuntimeError("fingerprint table unreadable")
+
+    monkeypatch.setattr(pncp.sync, "known_pages", broken)
+    decoded = _decodes(monkeypatch)
+    run, progress = import_from_dir(tmp_path, ["contratacoes"])
+    assert run.status == "success"
+    assert len(decoded) == len(pages)
+    assert _counts(progress) == (0, 0, 32, 2)
