@@ -111,6 +111,12 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
             f"-c statement_timeout={statement_timeout_ms}"
         )
+        # Django turns psycopg's prepared statements off. The API prepares the few statements
+        # it runs on every page (rows by key: pncp.api.rows.RowShape.fetch_keys) and nothing
+        # else: psycopg would prepare others automatically only after a billion runs. Set it
+        # to 0 behind a transaction-pooling PgBouncer older than 1.21.
+        if env_bool("DB_PREPARED_STATEMENTS", True):
+            DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 1_000_000_000
 else:
     DATABASES = {
         "default": {

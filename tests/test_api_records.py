@@ -1391,6 +1391,49 @@ def test_rows_keep_the_querysets_filters_order_and_slice(
 
 
 @postgres_only
+def test_rows_by_keys_keep_the_keys_order_and_become_a_prepared_statement(
+    data, db, django_assert_num_queries
+):
+    """Deep pages and searches read their rows by key (``fetch_keys``): rows equal the ORM's
+    path in the keys' order, unknown keys are skipped, and the SQL runs as one prepared
+    statement per connection (no planning per page)."""
+    from django.db import connection
+
+    from pncp.api import selectors
+
+    shape = selectors.CONTRATACAO_ROWS
+    queryset = selectors.contratacao_queryset().order_by("-valor_total_estimado", "id")
+    keys = list(queryset.values_list("pk", flat=True)[:40])[::-1]
+    expected = shape.fetch(queryset.filter(pk__in=keys).order_by("id"))
+    by_key = {row.pk: row for row in expected}
+    with django_assert_num_queries(1):
+        rows = shape.fetch_keys([*keys[:20], 10**12, *keys[20:]])
+    assert [row.pk for row in rows] == keys
+
+    def flat(row) -> dict:
+        return {
+            name: value.__dict__ if hasattr(value, "__dict__") else value
+            for name, value in row.__dict__.items()
+        }
+
+    for row in rows:
+        assert flat(row) == flat(by_key[row.pk])
+    assert shape.fetch_keys([]) == []
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ['%WITH ORDINALITY AS "_page"%'],
+            )
+            return cursor.fetchone()[0]
+
+    for n in range(6):
+        assert [row.pk for row in shape.fetch_keys(keys[n : n + 5])] == keys[n : n + 5]
+    assert prepared() == 1  # one statement, whatever the keys' size
+
+
+@postgres_only
 def test_wall_clock_from_postgresql_matches_the_serializers(db):
     """List rows get their date-times formatted by PostgreSQL (``rows.BrasiliaWallClock``);
     they must equal ``serializers._dt`` of the same instant, DST years and LMT included."""
@@ -1478,3 +1521,21 @@ def test_filterset_instances_do_not_share_their_filters(db):
     assert first.filters["q"].filter.method.__self__ is first
     assert second.filters["q"].filter.method.__self__ is second
     assert getattr(filters.ContratacaoFilterSet.base_filters["q"], "parent", None) is None
+
+
+def test_filter_forms_get_their_own_fields_and_clean_independently(db):
+    """Form fields are copied shallowly per form (not deep-copied as Django does): each
+    form still has its own field objects, and one form's errors never reach another."""
+    from django.http import QueryDict
+
+    from pncp.api import filters
+
+    good = filters.ContratacaoFilterSet(QueryDict("dataInicial=20250101&dataFinal=20250131"))
+    bad = filters.ContratacaoFilterSet(QueryDict("dataInicial=2025-01-01&dataFinal=20250131"))
+    base = filters.ContratacaoFilterSet._form_class().base_fields
+    for name, field in good.form.fields.items():
+        assert field is not base[name] and field is not bad.form.fields[name]
+        assert type(field) is type(base[name]) and field.label == base[name].label
+    assert not bad.is_valid() and "dataInicial" in bad.errors
+    assert good.is_valid(), good.errors
+    assert "dataInicial" not in good.errors

@@ -376,6 +376,19 @@ class Window:
         return qs
 
 
+class _ShallowCopiedFields(dict):
+    """A filter form's declared fields, copied shallowly for each form instance.
+
+    Django deep-copies ``base_fields`` for every form (each widget, error message dict and
+    validator list): ~1 ms per API request for a list's 17 filter fields. The API's filter
+    forms are bound and cleaned, never edited per request; each form still gets its own
+    field objects (``copy.copy``), sharing their widgets and messages, which nothing writes.
+    """
+
+    def __deepcopy__(self, memo):
+        return {name: copy.copy(field) for name, field in self.items()}
+
+
 class RecordFilterSet(django_filters.FilterSet):
     """Shared machinery: windows, required combinations, text search, ordering."""
 
@@ -394,7 +407,7 @@ class RecordFilterSet(django_filters.FilterSet):
         ``model`` and ``parent``: each request gets a shallow copy of each (its
         ``method`` bound again to the copy), sharing the form fields built once per class,
         and the form class is built once per class too (``get_form_class``). Form instances
-        still copy their fields, as Django does for every form.
+        copy their fields shallowly (``_ShallowCopiedFields``).
         """
         if queryset is None:
             queryset = self._meta.model._default_manager.all()
@@ -421,6 +434,7 @@ class RecordFilterSet(django_filters.FilterSet):
                     base.model = cls._meta.model
             fields = {name: base.field for name, base in cls.base_filters.items()}
             form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+            form_class.base_fields = _ShallowCopiedFields(form_class.base_fields)
             cls._cached_form_class = form_class
         return form_class
 

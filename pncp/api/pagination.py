@@ -145,6 +145,10 @@ class PNCPPagination(BasePagination):
     @staticmethod
     def _rows(view, keys: list) -> list:
         """The view's rows (its joins and prefetches) with these primary keys, in order."""
+        shape = getattr(view, "row_shape", None)
+        queryset = view.get_queryset()
+        if shape is not None and connections[queryset.db].vendor == "postgresql":
+            return shape.fetch_keys(keys, queryset.db)  # ordered by the keys already
         found = PNCPPagination._fetch(view, view.get_queryset().filter(pk__in=keys).order_by())
         rows = {row.pk: row for row in found}
         return [rows[key] for key in keys if key in rows]
