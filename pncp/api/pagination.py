@@ -149,7 +149,7 @@ class PNCPPagination(BasePagination):
         queryset = view.get_queryset()
         if shape is not None and connections[queryset.db].vendor == "postgresql":
             return shape.fetch_keys(keys, queryset.db)  # ordered by the keys already
-        found = PNCPPagination._fetch(view, view.get_queryset().filter(pk__in=keys).order_by())
+        found = PNCPPagination._fetch(view, queryset.filter(pk__in=keys).order_by())
         rows = {row.pk: row for row in found}
         return [rows[key] for key in keys if key in rows]
 
