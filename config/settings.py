@@ -202,9 +202,11 @@ if not DEBUG:
 # --- REST framework -------------------------------------------------------------------------
 # Anonymous read of the public records API: off unless explicitly enabled.
 API_ANONYMOUS_READ = env_bool("API_ANONYMOUS_READ", False)
+# How long a worker process remembers a token's user (accounts.authentication); 0: never.
+API_USER_CACHE_SECONDS = env_int("API_USER_CACHE_SECONDS", 10)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.CachedUserJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.CanReadRecords"],

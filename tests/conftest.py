@@ -60,4 +60,7 @@ def _private_cache(settings):
             "LOCATION": f"test-{uuid.uuid4().hex}",
         }
     }
+    from accounts.authentication import forget_users
+
+    forget_users()  # token users remembered by another test's requests (ids can repeat)
     yield

@@ -424,3 +424,91 @@ def test_redis_throttle_window_slides_and_says_how_long_to_wait(settings, monkey
     assert not UserThrottle().allow_request(request, None)
     other = SimpleNamespace(user=SimpleNamespace(pk=78, is_authenticated=True))
     assert UserThrottle().allow_request(other, None)
+
+
+# --- the token's user, remembered per process -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_user_cache():
+    from accounts.authentication import forget_users
+
+    forget_users()
+    yield
+    forget_users()
+
+
+def _user_queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return sum('FROM "accounts_user"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_token_user_is_read_once_then_remembered(make_user, fresh_user_cache, settings):
+    settings.API_USER_CACHE_SECONDS = 60
+    client = client_for(make_user("consumer"))
+    assert _user_queries(client, "/api/v1/auth/me/") == 1
+    assert _user_queries(client, "/api/v1/auth/me/") == 0
+    assert client.get("/api/v1/auth/me/").json()["role"] == "consumer"
+
+
+def test_a_remembered_user_is_rebuilt_per_request(make_user, fresh_user_cache, settings):
+    """Changing ``request.user`` in one request never leaks into the next."""
+    from accounts.authentication import CachedUserJWTAuthentication
+
+    settings.API_USER_CACHE_SECONDS = 60
+    user = make_user("consumer")
+    token = AccessToken.for_user(user)
+    auth = CachedUserJWTAuthentication()
+    first = auth.get_user(token)
+    first.role = "staff"
+    second = auth.get_user(token)
+    assert second is not first
+    assert (second.pk, second.role, second.username) == (user.pk, "consumer", user.username)
+
+
+def test_saving_a_user_forgets_it_at_once(make_user, fresh_user_cache, settings):
+    settings.API_USER_CACHE_SECONDS = 60
+    user = make_user("consumer")
+    client = client_for(user)
+    assert client.get(OPS_ENDPOINTS[0]).status_code == 403
+    user.role = "operator"
+    user.save()
+    assert client.get(OPS_ENDPOINTS[0]).status_code == 200
+    user.is_active = False
+    user.save()
+    assert_error(client.get("/api/v1/auth/me/"), 401)
+
+
+def test_a_change_outside_the_orm_shows_when_the_entry_expires(
+    make_user, fresh_user_cache, settings, monkeypatch
+):
+    """``update()`` sends no signal: other processes' view of a user, in miniature."""
+    import accounts.authentication as authentication
+
+    settings.API_USER_CACHE_SECONDS = 10
+    user = make_user("consumer")
+    client = client_for(user)
+    assert client.get("/api/v1/auth/me/").status_code == 200
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert client.get("/api/v1/auth/me/").status_code == 200  # remembered, still active
+    later = authentication.time.monotonic() + 11
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: later)
+    assert_error(client.get("/api/v1/auth/me/"), 401)
+
+
+def test_zero_seconds_reads_the_user_every_time(make_user, fresh_user_cache, settings):
+    settings.API_USER_CACHE_SECONDS = 0
+    client = client_for(make_user("consumer"))
+    assert _user_queries(client, "/api/v1/auth/me/") == 1
+    assert _user_queries(client, "/api/v1/auth/me/") == 1
+
+
+def test_user_cache_default_is_short():
+    from django.conf import settings
+
+    assert 0 < settings.API_USER_CACHE_SECONDS <= 30
