@@ -197,7 +197,16 @@ def search_urls(terms: list[str], n: int, rng: random.Random) -> list[str]:
 
 
 class Server:
-    def __init__(self, app: str, port: int, workers: int, threads: int, env: dict, log: Path):
+    def __init__(
+        self,
+        app: str,
+        port: int,
+        workers: int,
+        threads: int,
+        env: dict,
+        log: Path,
+        worker_class: str = "sync",
+    ):
         self.url = f"http://127.0.0.1:{port}"
         command = [
             str(ROOT / ".venv/bin/gunicorn"),
@@ -209,9 +218,8 @@ class Server:
             "--workers",
             str(workers),
             "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
+            worker_class,
+            *(["--threads", str(threads)] if worker_class == "gthread" else []),
             "--keep-alive",
             "30",
             "--timeout",
@@ -247,35 +255,99 @@ class Server:
         self.log.close()
 
 
-def run_http(base: str, urls: list[str], headers: dict, concurrency: int, warmup: int) -> dict:
-    """Fire ``urls`` (after ``warmup`` of them) from ``concurrency`` keep-alive sessions."""
-    import requests
+class _Connection:
+    """One keep-alive HTTP/1.1 connection (``http.client``) that GETs a path.
 
-    sessions = [requests.Session() for _ in range(concurrency)]
-    for session in sessions:
-        session.headers.update(headers)
+    ``requests`` cost the benchmark's client ~3.5 ms of CPU per request on a 2-core VM
+    (BENCHMARKS.md, sixth round): CPU taken from the server it measures. ``http.client``
+    does the same GET over one kept-alive connection for a fraction of that.
+    """
+
+    def __init__(self, base: str, headers: dict):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.headers = {"Accept": "application/json", **headers}
+        self.connection = None
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        import http.client
+
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            try:
+                self.connection.request("GET", path, headers=self.headers)
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, ConnectionError):
+                self.close()  # the server closed a kept-alive connection: once more
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+class _RequestsConnection:
+    """The same GET through ``requests`` (``--client requests``, as before)."""
+
+    def __init__(self, base: str, headers: dict):
+        import requests
+
+        self.base = base
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        response = self.session.get(self.base + path, timeout=120)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        self.session.close()
+
+
+CLIENTS = {"http.client": _Connection, "requests": _RequestsConnection}
+
+
+def run_http(
+    base: str,
+    urls: list[str],
+    headers: dict,
+    concurrency: int,
+    warmup: int,
+    client: str = "http.client",
+) -> dict:
+    """Fire ``urls`` (after ``warmup`` of them) from ``concurrency`` keep-alive connections.
+
+    Also reports the client's own CPU per request (this process, all its threads): on a
+    2-core machine it is CPU the server under test did not get."""
+    connections = [CLIENTS[client](base, headers) for _ in range(concurrency)]
 
     def fire(batch: list[str]) -> tuple[list[float], list[int], list[int]]:
         lock = threading.Lock()
         queue = list(reversed(batch))
         latencies, statuses, sizes = [], [], []
 
-        def worker(session):
+        def worker(connection):
             while True:
                 with lock:
                     if not queue:
                         return
                     url = queue.pop()
                 start = time.perf_counter()
-                response = session.get(base + url, timeout=120)
-                body = response.content
+                status, body = connection.get(url)
                 elapsed = time.perf_counter() - start
                 with lock:
                     latencies.append(elapsed)
-                    statuses.append(response.status_code)
+                    statuses.append(status)
                     sizes.append(len(body))
 
-        threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+        threads = [threading.Thread(target=worker, args=(c,)) for c in connections]
         for t in threads:
             t.start()
         for t in threads:
@@ -284,17 +356,21 @@ def run_http(base: str, urls: list[str], headers: dict, concurrency: int, warmup
 
     fire(urls[:warmup])
     load_before = os.getloadavg()[0]
+    cpu_before = time.process_time()
     start = time.perf_counter()
     latencies, statuses, sizes = fire(urls[warmup:])
     wall = time.perf_counter() - start
+    client_cpu = time.process_time() - cpu_before
     errors = [s for s in statuses if s != 200]
-    for session in sessions:
-        session.close()
+    for connection in connections:
+        connection.close()
     return {
         **summary(latencies, wall),
         "errors": len(errors),
         "error_statuses": sorted(set(errors)),
         "mean_body_bytes": round(statistics.fmean(sizes)),
+        "client": client,
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / len(latencies), 2),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -557,10 +633,26 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread"),
+        default="sync",
+        help="gunicorn worker class: sync (as the Dockerfile runs it: one request per "
+        "connection, an idle worker takes the next) or gthread (keep-alive connections "
+        "stay with the worker that accepted them)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="gthread threads per worker")
     parser.add_argument("--port", type=int, default=18731)
     parser.add_argument("--name", default="api", help="results file name prefix")
     parser.add_argument("--skip-admin", action="store_true")
+    parser.add_argument(
+        "--client", choices=sorted(CLIENTS), default="http.client", help="the HTTP client"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the pages of 50 over HTTP (no floor, no in-process parts): a quick check",
+    )
     args = parser.parse_args()
 
     os.environ.update(SERVER_ENV)
@@ -592,6 +684,9 @@ def main() -> None:
     }
     terms = search_terms()
     plans["search"] = search_urls(terms, n + w, rng)
+    floor_probe = plans["page500"][0]
+    if args.quick:
+        plans = {name: plans[name] for name in ("page50", "page50_default")}
 
     # the floor's SQL: the selector's SELECT list and joins, without WHERE/ORDER/LIMIT
     from pncp.api import selectors
@@ -609,34 +704,45 @@ def main() -> None:
         "FLOOR_SQL_FILE": str(work / "floor.sql"),
     }
     server_args = (args.workers, args.threads)
-    api = Server("config.wsgi:application", args.port, *server_args, env, work / "api.log")
-    floor = Server(
+    server_kw = {"worker_class": args.worker_class}
+    api = Server(
+        "config.wsgi:application", args.port, *server_args, env, work / "api.log", **server_kw
+    )
+    floor = None if args.quick else Server(
         "benchmarks._floor_wsgi:application", args.port + 1, *server_args, floor_env,
-        work / "floor.log",
+        work / "floor.log", **server_kw,
     )  # fmt: skip
     http: dict[str, dict] = {}
     try:
         import requests
 
         api.wait("/health")
-        floor.wait(plans["page500"][0])
+        if floor is not None:
+            floor.wait(floor_probe)
         token = requests.post(
             api.url + "/api/v1/auth/token/",
             json={"username": "bench-api", "password": PASSWORD},
             timeout=30,
         ).json()["access"]
         headers = {"Authorization": f"Bearer {token}"}
+        c = (args.concurrency, w, args.client)
         for name, urls in plans.items():
-            http[name] = run_http(api.url, urls, headers, args.concurrency, w)
+            http[name] = run_http(api.url, urls, headers, *c)
             print(f"  {name:16} {http[name]}", flush=True)
-        http["floor500"] = run_http(floor.url, plans["page500"], {}, args.concurrency, w)
-        print(f"  {'floor500':16} {http['floor500']}", flush=True)
-        # the API once more right after the floor: both in the same conditions
-        http["page500_again"] = run_http(api.url, plans["page500"], headers, args.concurrency, w)
-        print(f"  {'page500_again':16} {http['page500_again']}", flush=True)
+        if not args.quick:
+            http["floor500"] = run_http(floor.url, plans["page500"], {}, *c)
+            print(f"  {'floor500':16} {http['floor500']}", flush=True)
+            # the API once more right after the floor: both in the same conditions
+            http["page500_again"] = run_http(api.url, plans["page500"], headers, *c)
+            print(f"  {'page500_again':16} {http['page500_again']}", flush=True)
     finally:
         api.stop()
-        floor.stop()
+        if floor is not None:
+            floor.stop()
+    if args.quick:
+        quick = {"benchmark": "api-quick", "machine": info, "client": args.client, "http": http}
+        print(f"results: {_setup.write_results(args.name, quick)}")
+        return
 
     print("# in-process: count share, serialization, admin", flush=True)
     from rest_framework_simplejwt.tokens import AccessToken
@@ -680,7 +786,9 @@ def main() -> None:
         "machine": info,
         "volumes": volumes,
         "server": {
-            "gunicorn": f"{args.workers} workers × {args.threads} thread (gthread, keep-alive)",
+            "gunicorn": f"{args.workers} workers, {args.worker_class}"
+            + (f" × {args.threads} thread (keep-alive)" if args.worker_class == "gthread" else ""),
+            "client": args.client,
             "env": {k: v for k, v in SERVER_ENV.items() if k != "SECRET_KEY"},
             "concurrency": args.concurrency,
             "requests_per_scenario": n,
