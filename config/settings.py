@@ -204,6 +204,9 @@ if not DEBUG:
 API_ANONYMOUS_READ = env_bool("API_ANONYMOUS_READ", False)
 # How long a worker process remembers a token's user (accounts.authentication); 0: never.
 API_USER_CACHE_SECONDS = env_int("API_USER_CACHE_SECONDS", 10)
+# How long a list's totalRegistros may be reused while no import commits (pncp.api.counts;
+# only with a shared cache, i.e. REDIS_URL); 0: count every page.
+API_COUNT_CACHE_SECONDS = env_int("API_COUNT_CACHE_SECONDS", 60)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.CachedUserJWTAuthentication",

@@ -37,6 +37,7 @@ from psycopg.pq import Format
 
 from domain_tables.models import TABLES
 from pncp import metrics
+from pncp.api import counts
 from pncp.models import (
     AtaRegistroPreco,
     Contratacao,
@@ -429,6 +430,8 @@ class Ingester:
                     )
             if extra:
                 self._apply_extra(spec, list(prepared), extra)
+            if to_write or extra:  # the API's remembered totals end with this commit
+                transaction.on_commit(counts.data_changed)
             if rejects:
                 RejectedRecord.objects.bulk_create(rejects)
         result.unchanged = len(unchanged) + batch.duplicates

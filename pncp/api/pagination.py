@@ -17,6 +17,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
+from pncp.api import counts
+
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 # From this offset on, a page is read keys first (see PNCPPagination._deep_page).
@@ -100,7 +102,7 @@ class PNCPPagination(BasePagination):
         offset = (self.page_number - 1) * self.page_size
         if view is not None and request.query_params.get("q"):
             return self._search_page(queryset, view, offset)
-        self.total = queryset.count()
+        self.total = counts.count(queryset)
         if offset >= self.total:
             return []
         if view is not None and offset >= DEFERRED_JOIN_OFFSET:
