@@ -393,8 +393,13 @@ class QueryLog:
 
 
 def count_share(urls: list[str], token: str) -> dict:
+    """The COUNT's share with every page counting (``API_COUNT_CACHE_SECONDS=0``): the first
+    page of a filter, or any page right after an import commits."""
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
+
+    settings.API_COUNT_CACHE_SECONDS = 0
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     for url in urls[:5]:
