@@ -3,9 +3,10 @@
 Against a dedicated database (``DATABASE_URL``, default ``pncp_apibench``) filled by
 ``benchmarks/seed_api.py`` (run first unless ``--skip-seed``), this script measures:
 
-over HTTP (gunicorn on 127.0.0.1, production settings, 4 client threads each with its own
-keep-alive ``requests.Session``, a warm-up before each scenario, JWT from
-``/api/v1/auth/token/``):
+over HTTP (gunicorn on 127.0.0.1 with sync workers as the Dockerfile runs it, production
+settings with Redis, 4 client threads each with its own ``http.client`` connection, a warm-up
+before each scenario, JWT from ``/api/v1/auth/token/``; the client's own CPU per request is
+reported, since on a small machine it is taken from the server):
 
 - ``page500``: ``/api/v1/contratacoes/`` with one month (``dataInicial``/``dataFinal``), one
   ``codigoModalidadeContratacao``, ``tamanhoPagina=500`` and a ``pagina``; the (month,

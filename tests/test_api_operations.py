@@ -33,6 +33,8 @@ def isolated_cache(settings):
             "LOCATION": f"test-ops-{uuid.uuid4()}",
         }
     }
+    # every request reads its token's user, so query counts below do not depend on order
+    settings.API_USER_CACHE_SECONDS = 0
 
 
 def client_for(user) -> APIClient:
