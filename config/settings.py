@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "config.middleware.ReleaseRenderedResponse",  # innermost: right after rendering
 ]
 
 ROOT_URLCONF = "config.urls"

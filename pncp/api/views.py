@@ -88,9 +88,21 @@ class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return self.selector()
 
     def list(self, request, *args, **kwargs):
+        """DRF's list, except that the page goes out as a plain list.
+
+        DRF's ``serializer.data`` keeps the page's rows (``instance``) and records
+        (``_data``, and a ``ReturnList`` pointing back at the serializer) on a list serializer
+        that sits in a reference cycle with its child: a page of 500 stayed in memory until
+        Python's full collection, which then had every such page to walk (up to ~150 ms,
+        BENCHMARKS.md). Here the records are built by ``to_representation`` and nothing keeps
+        the rows; with ``config.middleware.ReleaseRenderedResponse`` the page is freed when
+        its response is.
+        """
         if request.query_params.get("q") and connection.vendor == "postgresql":
             selectors.prepare_search_connection()
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        records = self.get_serializer(many=True).to_representation(page)
+        return self.get_paginated_response(records)
 
 
 # --- contratações ----------------------------------------------------------------------------
