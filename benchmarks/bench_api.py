@@ -657,7 +657,13 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="only the pages of 50 over HTTP (no floor, no in-process parts): a quick check",
+        help="only some scenarios over HTTP (--scenarios; no floor, no in-process parts)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="page50,page50_default",
+        help="with --quick: comma-separated HTTP scenarios (page500, page50, "
+        "page50_default, search)",
     )
     args = parser.parse_args()
 
@@ -692,7 +698,7 @@ def main() -> None:
     plans["search"] = search_urls(terms, n + w, rng)
     floor_probe = plans["page500"][0]
     if args.quick:
-        plans = {name: plans[name] for name in ("page50", "page50_default")}
+        plans = {name: plans[name] for name in args.scenarios.split(",")}
 
     # the floor's SQL: the selector's SELECT list and joins, without WHERE/ORDER/LIMIT
     from pncp.api import selectors
