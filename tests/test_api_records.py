@@ -1309,6 +1309,28 @@ def test_a_code_added_after_the_cache_was_filled_shows_its_name(data, client):
         forget_domain_rows()
 
 
+def test_a_list_page_names_a_code_added_after_the_cache_was_filled(data, client):
+    """List pages read each code table once per response (``domain_rows``); a code missing
+    from that snapshot still gets its name."""
+    from pncp.api.selectors import forget_domain_rows
+    from pncp.models import Contratacao
+
+    forget_domain_rows()
+    params = {**CONTRATACAO_WINDOW, "tamanhoPagina": 1}
+    try:
+        first = client.get(CONTRATACOES, params).json()["data"][0]
+        assert first["modalidadeNome"]  # the cache is filled
+        TABLES["modalidade_contratacao"].objects.create(
+            codigo=778, nome="Modalidade mais nova", novo_em_importacao=True
+        )
+        Contratacao.objects.filter(numero_controle_pncp=first[NC]).update(modalidade_id=778)
+        again = client.get(CONTRATACOES, params).json()["data"][0]
+        assert again[NC] == first[NC]
+        assert (again["modalidadeId"], again["modalidadeNome"]) == (778, "Modalidade mais nova")
+    finally:
+        forget_domain_rows()
+
+
 def test_fast_renderer_writes_what_drfs_renderer_writes(data, client):
     from rest_framework.renderers import JSONRenderer
 

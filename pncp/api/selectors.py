@@ -411,6 +411,19 @@ def domain_row(table_key: str, code):
     return rows.get(code)
 
 
+def domain_rows(table_key: str) -> dict:
+    """Every row of domain table ``table_key`` by code, from the same per-process cache as
+    ``domain_row`` (reloaded when it expires); a response reads it once per table."""
+    now = time.monotonic()
+    cached = _row_cache.get(table_key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    rows = {row.pk: row for row in TABLES[table_key].objects.all()}
+    with _code_lock:
+        _row_cache[table_key] = (now + _CODE_CACHE_SECONDS, rows)
+    return rows
+
+
 def forget_domain_rows() -> None:
     """Drop the cached domain rows (tests, or after editing a domain table)."""
     with _code_lock:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 from rest_framework import serializers
 
-from pncp.api.selectors import domain_row
+from pncp.api.selectors import domain_row, domain_rows
 
 BRASILIA = ZoneInfo("America/Sao_Paulo")
 
@@ -124,6 +124,15 @@ def _code(record, field: str, table: str):
     if field in cached:
         return cached[field]
     return domain_row(table, getattr(record, f"{field}_id"))
+
+
+def _row(rows: dict, table: str, code):
+    """A code's row from a response's snapshot of its table (``domain_rows``); a code the
+    snapshot lacks goes through ``domain_row``, which reloads the table once."""
+    if code is None:
+        return None
+    row = rows.get(code)
+    return row if row is not None else domain_row(table, code)
 
 
 def _name(related):
@@ -266,12 +275,31 @@ class ContratacaoSerializer(FastSerializer):
     pncpUrl = serializers.CharField(help_text="A página da contratação em pncp.gov.br.")
     _links = LinksSerializer()
 
+    CODES = (
+        ("amparo_legal", "amparo_legal"),
+        ("modalidade", "modalidade_contratacao"),
+        ("modo_disputa", "modo_disputa"),
+        ("instrumento_convocatorio", "instrumento_convocatorio"),
+        ("orcamento_sigiloso", "orcamento_sigiloso"),
+        ("situacao", "situacao_contratacao"),
+    )
+    _code_tables = None  # per serializer (one response): the CODES' tables, read once
+
     def to_representation(self, c):
-        amparo = _code(c, "amparo_legal", "amparo_legal")
-        modalidade = _code(c, "modalidade", "modalidade_contratacao")
-        modo = _code(c, "modo_disputa", "modo_disputa")
-        instrumento = _code(c, "instrumento_convocatorio", "instrumento_convocatorio")
-        sigilo = _code(c, "orcamento_sigiloso", "orcamento_sigiloso")
+        if c._state.fields_cache:  # one record with its codes joined (details)
+            amparo, modalidade, modo, instrumento, sigilo, situacao = (
+                _code(c, field, table) for field, table in self.CODES
+            )
+        else:  # list rows: each table's cached rows once per response, not per code
+            tables = self._code_tables
+            if tables is None:
+                tables = self._code_tables = [domain_rows(table) for _, table in self.CODES]
+            amparo = _row(tables[0], "amparo_legal", c.amparo_legal_id)
+            modalidade = _row(tables[1], "modalidade_contratacao", c.modalidade_id)
+            modo = _row(tables[2], "modo_disputa", c.modo_disputa_id)
+            instrumento = _row(tables[3], "instrumento_convocatorio", c.instrumento_convocatorio_id)
+            sigilo = _row(tables[4], "orcamento_sigiloso", c.orcamento_sigiloso_id)
+            situacao = _row(tables[5], "situacao_contratacao", c.situacao_id)
         return {
             "numeroControlePNCP": c.numero_controle_pncp,
             "srp": c.srp,
@@ -306,7 +334,7 @@ class ContratacaoSerializer(FastSerializer):
             "tipoInstrumentoConvocatorioCodigo": c.instrumento_convocatorio_id,
             "tipoInstrumentoConvocatorioNome": None if instrumento is None else instrumento.nome,
             "situacaoCompraId": c.situacao_id,
-            "situacaoCompraNome": _name(_code(c, "situacao", "situacao_contratacao")),
+            "situacaoCompraNome": _name(situacao),
             "orcamentoSigilosoCodigo": c.orcamento_sigiloso_id,
             "indicadorOrcamentoSigiloso": c.indicador_orcamento_sigiloso
             or (None if sigilo is None else sigilo.nome),
