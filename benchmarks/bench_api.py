@@ -757,6 +757,10 @@ def main() -> None:
         return
 
     print("# in-process: count share, serialization, admin", flush=True)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what is loaded stays out of the collector, as config.wsgi does in servers
     from rest_framework_simplejwt.tokens import AccessToken
 
     token = str(AccessToken.for_user(user))
