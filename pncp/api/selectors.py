@@ -399,28 +399,27 @@ def domain_row(table_key: str, code):
     """
     if code is None:
         return None
-    now = time.monotonic()
     cached = _row_cache.get(table_key)
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > time.monotonic():
         row = cached[1].get(code)
         if row is not None:
             return row
-    rows = {row.pk: row for row in TABLES[table_key].objects.all()}
-    with _code_lock:
-        _row_cache[table_key] = (now + _CODE_CACHE_SECONDS, rows)
-    return rows.get(code)
+    return _load_domain_rows(table_key).get(code)
 
 
 def domain_rows(table_key: str) -> dict:
     """Every row of domain table ``table_key`` by code, from the same per-process cache as
     ``domain_row`` (reloaded when it expires); a response reads it once per table."""
-    now = time.monotonic()
     cached = _row_cache.get(table_key)
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > time.monotonic():
         return cached[1]
+    return _load_domain_rows(table_key)
+
+
+def _load_domain_rows(table_key: str) -> dict:
     rows = {row.pk: row for row in TABLES[table_key].objects.all()}
     with _code_lock:
-        _row_cache[table_key] = (now + _CODE_CACHE_SECONDS, rows)
+        _row_cache[table_key] = (time.monotonic() + _CODE_CACHE_SECONDS, rows)
     return rows
 
 
