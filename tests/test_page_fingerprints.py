@@ -194,3 +194,68 @@ def test_a_failing_fingerprint_lookup_only_costs_decoding(tmp_path, monkeypatch)
     assert run.status == "success"
     assert len(decoded) == len(pages)
     assert _counts(progress) == (0, 0, 32, 2)
+
+
+# --- pruning (manage.py prune_page_fingerprints) ---------------------------------------------
+
+
+def _prune(*args) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("prune_page_fingerprints", *args, stdout=out)
+    return out.getvalue()
+
+
+@TRANSACTIONAL
+def test_pruned_pages_are_decoded_again_with_the_same_result(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pncp.sync import import_from_dir
+
+    pages = _pages()
+    _write_pages(tmp_path, pages)
+    import_from_dir(tmp_path, ["contratacoes"])
+    by_page = {
+        n: f.digest
+        for f in PageFingerprint.objects.all()
+        for n, page in enumerate(pages, 1)
+        if json.loads(f.entries)[0][0] == page[0]["numeroControlePNCP"]
+    }
+    assert sorted(by_page) == [1, 2, 4, 5]  # p3 and p6 are never fingerprinted
+    digests = sorted(by_page.values())
+    old = timezone.now() - timedelta(days=120)
+    PageFingerprint.objects.filter(digest__in=[by_page[n] for n in (1, 2, 4)]).update(
+        created_at=old
+    )
+
+    assert "would delete 3 page fingerprint(s)" in _prune("--dry-run")
+    assert PageFingerprint.objects.count() == 4
+    assert "deleted 0 of 0 page fingerprint(s)" in _prune("--resource", "contratos")
+    assert "deleted 3 of 3 page fingerprint(s)" in _prune()  # default: older than 90 days
+    assert list(PageFingerprint.objects.values_list("digest", flat=True)) == [by_page[5]]
+
+    decoded = _decodes(monkeypatch)
+    run, progress = import_from_dir(tmp_path, ["contratacoes"])
+    assert run.status == "success"
+    # the three pruned pages, the two never fingerprinted, and p5 (its quarantined record
+    # is not stored, so its fingerprint is never trusted)
+    assert len(decoded) == 6
+    assert _counts(progress) == (0, 0, 32, 2)
+    assert RecordVersion.objects.count() == 0
+    assert sorted(PageFingerprint.objects.values_list("digest", flat=True)) == digests
+
+    assert "deleted 4 of 4" in _prune("--older-than", "0")
+    assert PageFingerprint.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_prune_refuses_a_negative_age():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--older-than must be 0 or more days, got -1"):
+        _prune("--older-than", "-1")
