@@ -100,6 +100,8 @@ class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         """
         if request.query_params.get("q") and connection.vendor == "postgresql":
             selectors.prepare_search_connection()
+        if self.paginator is None:  # a subclass without pages: DRF's own list
+            return super().list(request, *args, **kwargs)
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         records = self.get_serializer(many=True).to_representation(page)
         return self.get_paginated_response(records)
